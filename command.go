@@ -1,0 +1,255 @@
+package zoo
+
+import (
+	"fmt"
+	"time"
+)
+
+// commandVersion is the first byte of every log entry zoo writes. A replica
+// refuses entries of a version it does not know instead of misapplying them.
+const commandVersion = 1
+
+// opCode identifies a replicated command. Znode ops reuse ZooKeeper's opcodes.
+type opCode byte
+
+const (
+	opCreate        opCode = 1
+	opDelete        opCode = 2
+	opSetData       opCode = 5
+	opSetACL        opCode = 7
+	opCheck         opCode = 13
+	opMulti         opCode = 14
+	opCreateSession opCode = 100
+	opCloseSession  opCode = 101
+	opReap          opCode = 102 // leader-initiated delete of a container or expired TTL node
+)
+
+// command is one replicated write. time is stamped by the leader just before
+// proposing, so every replica computes the same ctime/mtime.
+type command struct {
+	op      opCode
+	time    int64 // ms since epoch, leader's clock
+	session int64
+	ids     []ID // the caller's identities, for ACL checks at apply
+	ops     []Op // opCreate..opMulti: one op, or the multi's ops
+
+	// session commands
+	timeout  int32 // createSession: negotiated timeout, ms
+	password []byte
+	expired  bool   // closeSession: true when the leader expired it
+	path     string // opReap
+}
+
+// timeOffset is where the leader stamps its time into an encoded command.
+const timeOffset = 2
+
+func encodeCommand(c *command) []byte {
+	e := &enc{b: make([]byte, 0, 64)}
+	e.u8(commandVersion)
+	e.u8(byte(c.op))
+	e.i64(c.time)
+	e.i64(c.session)
+	e.ids(c.ids)
+	switch c.op {
+	case opCreateSession:
+		e.i32(c.timeout)
+		e.bytes(c.password)
+	case opCloseSession:
+		if c.expired {
+			e.u8(1)
+		} else {
+			e.u8(0)
+		}
+	case opReap:
+		e.str(c.path)
+	default:
+		if c.op == opMulti {
+			e.u32(uint32(len(c.ops)))
+		}
+		for _, op := range c.ops {
+			encodeOp(e, op)
+		}
+	}
+	return e.b
+}
+
+// stampTime overwrites the command's time in place: the leader does this for
+// writes forwarded to it, so time comes from one clock.
+func stampTime(b []byte, now time.Time) {
+	if len(b) >= timeOffset+8 {
+		e := &enc{b: b[:timeOffset]}
+		e.i64(now.UnixMilli())
+	}
+}
+
+func encodeOp(e *enc, op Op) {
+	switch o := op.(type) {
+	case CreateOp:
+		e.u8(byte(opCreate))
+		e.str(o.Path)
+		e.bytes(o.Data)
+		e.acl(o.ACL)
+		e.i32(int32(o.Mode))
+		e.i64(o.TTL.Milliseconds())
+	case DeleteOp:
+		e.u8(byte(opDelete))
+		e.str(o.Path)
+		e.i32(o.Version)
+	case SetDataOp:
+		e.u8(byte(opSetData))
+		e.str(o.Path)
+		e.bytes(o.Data)
+		e.i32(o.Version)
+	case CheckOp:
+		e.u8(byte(opCheck))
+		e.str(o.Path)
+		e.i32(o.Version)
+	case setACLOp:
+		e.u8(byte(opSetACL))
+		e.str(o.path)
+		e.acl(o.acl)
+		e.i32(o.version)
+	}
+}
+
+func decodeCommand(b []byte) (*command, error) {
+	d := &dec{b: b}
+	if v := d.u8(); d.err == nil && v != commandVersion {
+		return nil, fmt.Errorf("%w: command version %d", errCorrupt, v)
+	}
+	c := &command{op: opCode(d.u8()), time: d.i64(), session: d.i64()}
+	c.ids = d.ids()
+	switch c.op {
+	case opCreateSession:
+		c.timeout = d.i32()
+		c.password = d.bytes()
+	case opCloseSession:
+		c.expired = d.u8() == 1
+	case opReap:
+		c.path = d.str()
+	case opCreate, opDelete, opSetData, opSetACL, opCheck:
+		c.ops = []Op{decodeOp(d)}
+	case opMulti:
+		n := d.count(1)
+		c.ops = make([]Op, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			c.ops = append(c.ops, decodeOp(d))
+		}
+	default:
+		return nil, fmt.Errorf("%w: unknown command op %d", errCorrupt, c.op)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	}
+	return c, nil
+}
+
+func decodeOp(d *dec) Op {
+	switch opCode(d.u8()) {
+	case opCreate:
+		o := CreateOp{Path: d.str(), Data: d.bytes(), ACL: d.acl(), Mode: CreateMode(d.i32())}
+		o.TTL = time.Duration(d.i64()) * time.Millisecond
+		return o
+	case opDelete:
+		return DeleteOp{Path: d.str(), Version: d.i32()}
+	case opSetData:
+		return SetDataOp{Path: d.str(), Data: d.bytes(), Version: d.i32()}
+	case opCheck:
+		return CheckOp{Path: d.str(), Version: d.i32()}
+	case opSetACL:
+		return setACLOp{path: d.str(), acl: d.acl(), version: d.i32()}
+	}
+	if d.err == nil {
+		d.err = errCorrupt
+	}
+	return nil
+}
+
+// applyResult is what applying one command produced. It travels back to a
+// replica that forwarded the write, so it has an encoding too.
+type applyResult struct {
+	index   uint64
+	err     error      // whole-command error (session expired, bad command)
+	results []OpResult // one per op; for a failed multi, ZooKeeper's 0/code/-2 pattern
+	// createSession
+	sessionID int64
+}
+
+func encodeResult(r *applyResult) []byte {
+	e := &enc{}
+	e.u64(r.index)
+	e.i32(int32(CodeOf(r.err)))
+	e.str(errText(r.err))
+	e.i64(r.sessionID)
+	e.u32(uint32(len(r.results)))
+	for _, res := range r.results {
+		e.i32(int32(CodeOf(res.Err)))
+		e.str(errText(res.Err))
+		e.str(res.Path)
+		if res.Stat != nil {
+			e.u8(1)
+			e.stat(res.Stat)
+		} else {
+			e.u8(0)
+		}
+	}
+	return e.b
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// remoteErr rebuilds an error from its code and text: errors.Is still matches
+// the code's error value, and the text keeps the leader's detail.
+func remoteErr(code Code, text string) error {
+	if code == CodeOK {
+		if text != "" {
+			return ErrRolledBack
+		}
+		return nil
+	}
+	base := ErrorForCode(code)
+	if text == "" || text == base.Error() {
+		return base
+	}
+	return &detailError{base: base, text: text}
+}
+
+type detailError struct {
+	base error
+	text string
+}
+
+func (e *detailError) Error() string { return e.text }
+func (e *detailError) Unwrap() error { return e.base }
+
+func decodeResult(b []byte) (*applyResult, error) {
+	d := &dec{b: b}
+	r := &applyResult{index: d.u64()}
+	code, text := Code(d.i32()), d.str()
+	r.err = remoteErr(code, text)
+	r.sessionID = d.i64()
+	n := d.count(9)
+	for i := 0; i < n && d.err == nil; i++ {
+		var res OpResult
+		code, text := Code(d.i32()), d.str()
+		res.Err = remoteErr(code, text)
+		res.Path = d.str()
+		if d.u8() == 1 {
+			s := d.stat()
+			res.Stat = &s
+		}
+		r.results = append(r.results, res)
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return r, nil
+}

@@ -1,0 +1,157 @@
+package zoo
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Config configures one replica. The zero value is a working single-replica
+// ensemble held in memory: handy in tests, not durable.
+type Config struct {
+	// ID names this replica in the ensemble. Default "1".
+	ID string
+	// Dir holds the raft log (bbolt) and snapshots. Empty means in memory: nothing
+	// survives Close. A Dir may be opened by one process at a time.
+	Dir string
+	// BindAddr is the TCP address replicas use to reach this one (raft and zoo's
+	// peer RPC share it). Empty with no Peers and no Transport means an in-memory
+	// transport (a one-replica ensemble needs no network).
+	BindAddr string
+	// AdvertiseAddr is the address other replicas dial; default: the bound address.
+	AdvertiseAddr string
+	// Peers lists the initial members, this replica included, when bootstrapping a
+	// fresh Dir. Every member must be given the same list. Ignored when Dir already
+	// holds state. Empty: a one-replica ensemble of this replica.
+	Peers []Peer
+	// Join starts a fresh replica without bootstrapping: it waits to be added by
+	// [Ensemble.AddVoter] or [Ensemble.AddObserver] on a member.
+	Join bool
+	// Transport overrides how replicas reach each other (zootest uses an
+	// in-memory one). Default: TCP on BindAddr.
+	Transport Transport
+
+	// TickTime is the base time unit, as ZooKeeper's tickTime. Default 2s. Raft's
+	// heartbeat and election timeouts are TickTime/2; the leader checks session
+	// expiry and replicas report their live sessions every TickTime/2.
+	TickTime time.Duration
+	// MinSessionTimeout and MaxSessionTimeout bound negotiated session timeouts.
+	// Defaults 2 and 20 TickTimes.
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+	// SnapshotThreshold is the number of log entries between snapshots. Default 8192.
+	SnapshotThreshold uint64
+	// SnapshotsRetained is how many snapshots to keep on disk. Default 2.
+	SnapshotsRetained int
+	// ContainerCheckInterval is how often the leader deletes empty containers and
+	// expired TTL nodes. Default 60s, as ZooKeeper's znode.container.checkIntervalMs.
+	ContainerCheckInterval time.Duration
+	// SuperDigest, if set, is a digest id ("super:base64sha1", see [DigestID])
+	// whose holder bypasses every ACL, as DigestAuthenticationProvider.superDigest.
+	SuperDigest string
+	// Logger receives zoo's and raft's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// Peer is one member of the ensemble.
+type Peer struct {
+	ID   string
+	Addr string
+	// Observer makes the member a non-voting observer: it serves reads and
+	// forwards writes but does not count toward the quorum.
+	Observer bool
+}
+
+// ConfigError reports a bad Config field.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "zoo: config " + e.Field + ": " + e.Reason }
+
+// ErrDirLocked means another process holds the data dir.
+var ErrDirLocked = errors.New("zoo: data dir is locked by another process")
+
+// withDefaults returns cfg with defaults filled in, or a *ConfigError.
+func (cfg Config) withDefaults() (Config, error) {
+	if cfg.ID == "" {
+		cfg.ID = "1"
+	}
+	if cfg.TickTime == 0 {
+		cfg.TickTime = 2 * time.Second
+	}
+	if cfg.TickTime < 10*time.Millisecond {
+		return cfg, &ConfigError{"TickTime", fmt.Sprintf("%v is below the 10ms minimum", cfg.TickTime)}
+	}
+	if cfg.MinSessionTimeout == 0 {
+		cfg.MinSessionTimeout = 2 * cfg.TickTime
+	}
+	if cfg.MaxSessionTimeout == 0 {
+		cfg.MaxSessionTimeout = 20 * cfg.TickTime
+	}
+	if cfg.MinSessionTimeout < 0 || cfg.MaxSessionTimeout < cfg.MinSessionTimeout {
+		return cfg, &ConfigError{"MaxSessionTimeout", fmt.Sprintf("bounds [%v, %v] are contradictory",
+			cfg.MinSessionTimeout, cfg.MaxSessionTimeout)}
+	}
+	if cfg.MinSessionTimeout < cfg.TickTime {
+		return cfg, &ConfigError{"MinSessionTimeout", "must be at least one TickTime"}
+	}
+	if cfg.SnapshotThreshold == 0 {
+		cfg.SnapshotThreshold = 8192
+	}
+	if cfg.SnapshotsRetained == 0 {
+		cfg.SnapshotsRetained = 2
+	}
+	if cfg.SnapshotsRetained < 0 {
+		return cfg, &ConfigError{"SnapshotsRetained", "must not be negative"}
+	}
+	if cfg.ContainerCheckInterval == 0 {
+		cfg.ContainerCheckInterval = 60 * time.Second
+	}
+	if cfg.ContainerCheckInterval < 0 {
+		return cfg, &ConfigError{"ContainerCheckInterval", "must not be negative"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	seen := map[string]bool{}
+	self := false
+	for i, p := range cfg.Peers {
+		field := fmt.Sprintf("Peers[%d]", i)
+		if p.ID == "" || p.Addr == "" {
+			return cfg, &ConfigError{field, "needs both ID and Addr"}
+		}
+		if seen[p.ID] {
+			return cfg, &ConfigError{field, fmt.Sprintf("duplicate ID %q", p.ID)}
+		}
+		seen[p.ID] = true
+		if p.ID == cfg.ID {
+			self = true
+		}
+	}
+	if len(cfg.Peers) > 0 && !self && !cfg.Join {
+		return cfg, &ConfigError{"Peers", fmt.Sprintf("does not include this replica's ID %q", cfg.ID)}
+	}
+	if len(cfg.Peers) > 0 && cfg.Join {
+		return cfg, &ConfigError{"Join", "contradicts Peers: a joining replica is added by a member, not bootstrapped"}
+	}
+	if len(cfg.Peers) > 0 && cfg.BindAddr == "" && cfg.Transport == nil {
+		return cfg, &ConfigError{"BindAddr", "required when Peers are given"}
+	}
+	if cfg.Join && cfg.BindAddr == "" && cfg.Transport == nil {
+		return cfg, &ConfigError{"BindAddr", "required to join an ensemble"}
+	}
+	if cfg.SuperDigest != "" {
+		if _, err := fixupACL([]ACL{{PermAll, ID{"digest", cfg.SuperDigest}}}, nil); err != nil {
+			return cfg, &ConfigError{"SuperDigest", "must be user:base64hash as DigestID returns"}
+		}
+	}
+	return cfg, nil
+}
+
+// clampTimeout negotiates a session timeout into the configured bounds.
+func (cfg *Config) clampTimeout(d time.Duration) time.Duration {
+	return min(max(d, cfg.MinSessionTimeout), cfg.MaxSessionTimeout)
+}

@@ -1,0 +1,438 @@
+package zoo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+
+	"github.com/zooraft/zoo/internal/memnet"
+)
+
+// Ensemble is one replica of a zoo ensemble. It serves sessions created on it:
+// reads from its local copy of the tree, writes through the raft leader.
+type Ensemble struct {
+	cfg       Config
+	logger    *slog.Logger
+	raft      *raft.Raft
+	fsm       *fsm
+	watches   *watchRegistry
+	transport Transport
+	logs      raft.LogStore
+	closeLogs func() error
+	tracker   *sessionTracker
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // every goroutine the ensemble starts
+
+	mu       sync.Mutex // guards sessions, clients
+	sessions map[int64]*Session
+	clients  map[raft.ServerAddress]*rpcClient
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open starts a replica. With a fresh Dir it bootstraps the ensemble from
+// Peers (or joins, with Join); with a Dir that holds state it restarts from it.
+// Open does not wait for a leader: calls wait for one, up to their context.
+func Open(cfg Config) (*Ensemble, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	e := &Ensemble{cfg: cfg, logger: cfg.Logger.With("replica", cfg.ID),
+		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*rpcClient{}}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if err := e.open(); err != nil {
+		e.cancel()
+		e.release()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *Ensemble) open() error {
+	cfg := e.cfg
+	hlog := newHCLogger(cfg.Logger, "raft")
+
+	var snaps raft.SnapshotStore
+	var stable raft.StableStore
+	if cfg.Dir == "" {
+		mem := raft.NewInmemStore()
+		e.logs, stable = mem, mem
+		snaps = raft.NewInmemSnapshotStore()
+	} else {
+		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+			return fmt.Errorf("zoo: create data dir: %w", err)
+		}
+		store, err := raftboltdb.New(raftboltdb.Options{
+			Path:        filepath.Join(cfg.Dir, "raft.db"),
+			BoltOptions: &bbolt.Options{Timeout: time.Second},
+		})
+		if err != nil {
+			if errors.Is(err, bbolt.ErrTimeout) {
+				return fmt.Errorf("%w: %s", ErrDirLocked, cfg.Dir)
+			}
+			return fmt.Errorf("zoo: open raft log in %s: %w", cfg.Dir, err)
+		}
+		e.logs, stable, e.closeLogs = store, store, store.Close
+		fss, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hlog)
+		if err != nil {
+			return fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
+		}
+		snaps = fss
+	}
+
+	switch {
+	case cfg.Transport != nil:
+		e.transport = cfg.Transport
+	case cfg.BindAddr == "":
+		// A lone in-memory replica: nobody else will ever dial it.
+		ep, err := memnet.New().Endpoint(raft.ServerAddress("zoo-" + cfg.ID))
+		if err != nil {
+			return err
+		}
+		e.transport = ep
+	default:
+		t, err := newTCPTransport(cfg.BindAddr, cfg.AdvertiseAddr, hlog)
+		if err != nil {
+			return err
+		}
+		e.transport = t
+	}
+
+	e.watches = newWatchRegistry()
+	e.fsm = newFSM(e.watches, e.logger)
+	e.fsm.onSessionsEnded = e.sessionsEnded
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hlog
+	half := cfg.TickTime / 2
+	rc.HeartbeatTimeout = half
+	rc.ElectionTimeout = half
+	rc.LeaderLeaseTimeout = half / 2
+	rc.CommitTimeout = min(rc.CommitTimeout, half/2)
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = max(cfg.TickTime*5, time.Second)
+	rc.TrailingLogs = max(cfg.SnapshotThreshold, 64)
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	rc.NoSnapshotRestoreOnStart = false
+
+	existing, err := raft.HasExistingState(e.logs, stable, snaps)
+	if err != nil {
+		return fmt.Errorf("zoo: inspect data dir: %w", err)
+	}
+	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, e.transport.Raft())
+	if err != nil {
+		return fmt.Errorf("zoo: start raft: %w", err)
+	}
+	e.raft = r
+	if !existing && !cfg.Join {
+		peers := cfg.Peers
+		if len(peers) == 0 {
+			peers = []Peer{{ID: cfg.ID, Addr: string(e.transport.Raft().LocalAddr())}}
+		}
+		var servers []raft.Server
+		for _, p := range peers {
+			s := raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter}
+			if p.Observer {
+				s.Suffrage = raft.Nonvoter
+			}
+			servers = append(servers, s)
+		}
+		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+			return fmt.Errorf("zoo: bootstrap: %w", err)
+		}
+	}
+
+	e.tracker = newSessionTracker(e)
+	e.goRun(func() { serveRPC(e.ctx, e.transport.Listener(), e.handleRPC, rpcCodeOf, hlog.Named("rpc")) })
+	e.goRun(e.tracker.run)
+	e.goRun(e.touchLoop)
+	e.goRun(e.reapLoop)
+	return nil
+}
+
+// goRun starts a goroutine that Close waits for.
+func (e *Ensemble) goRun(fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+}
+
+// Close stops this replica. It does not close the sessions it serves: like a
+// crashed ZooKeeper server's clients, they expire on the surviving replicas
+// after their timeout (close them first for prompt cleanup). Close is
+// idempotent; afterwards every method returns ErrClosed.
+func (e *Ensemble) Close() error {
+	e.closeOnce.Do(func() {
+		e.closed.Store(true)
+		e.cancel()
+		if e.raft != nil {
+			if err := e.raft.Shutdown().Error(); err != nil {
+				e.closeErr = err
+			}
+		}
+		e.release()
+		e.wg.Wait()
+		e.mu.Lock()
+		local := make([]*Session, 0, len(e.sessions))
+		for _, s := range e.sessions {
+			local = append(local, s)
+		}
+		e.sessions = map[int64]*Session{}
+		e.mu.Unlock()
+		for _, s := range local {
+			s.end(ErrClosed)
+		}
+	})
+	return e.closeErr
+}
+
+// release frees the transport, peer clients and the log store.
+func (e *Ensemble) release() {
+	e.mu.Lock()
+	for _, c := range e.clients {
+		c.Close()
+	}
+	e.clients = map[raft.ServerAddress]*rpcClient{}
+	e.mu.Unlock()
+	if e.transport != nil {
+		e.transport.Close()
+	}
+	if e.closeLogs != nil {
+		if err := e.closeLogs(); err != nil && e.closeErr == nil {
+			e.closeErr = err
+		}
+		e.closeLogs = nil
+	}
+}
+
+// ID returns this replica's ID.
+func (e *Ensemble) ID() string { return e.cfg.ID }
+
+// Addr returns the address other replicas use to reach this one.
+func (e *Ensemble) Addr() string { return string(e.transport.Raft().LocalAddr()) }
+
+// waitForLeaderTime bounds how long a call waits for a leader before it
+// reports ErrNotServing: a few election rounds.
+func (e *Ensemble) waitForLeaderTime() time.Duration { return 4 * e.cfg.TickTime }
+
+// propose replicates cmd through the leader and returns once this replica has
+// applied it, so the caller reads its own write and has seen its watch events.
+// After ErrConnectionLoss the outcome is unknown: the write may have committed.
+func (e *Ensemble) propose(ctx context.Context, c *command) (*applyResult, error) {
+	b := encodeCommand(c)
+	var noLeaderSince time.Time
+	for attempt := 0; ; attempt++ {
+		if e.closed.Load() {
+			return nil, ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		addr, id := e.raft.LeaderWithID()
+		var res *applyResult
+		var err error
+		switch {
+		case id == "":
+			err = errNoLeader
+		case id == raft.ServerID(e.cfg.ID):
+			res, err = e.applyAsLeader(ctx, b)
+		default:
+			res, err = e.forwardApply(ctx, addr, b)
+		}
+		if err == nil {
+			if werr := e.fsm.waitApplied(ctx, res.index); werr != nil {
+				return nil, fmt.Errorf("%w: %v", ErrConnectionLoss, werr)
+			}
+			return res, nil
+		}
+		if !errors.Is(err, errNoLeader) && !errors.Is(err, errNotLeader) {
+			return nil, err
+		}
+		// Nothing was sent, or the receiver refused it: safe to retry.
+		if noLeaderSince.IsZero() {
+			noLeaderSince = time.Now()
+		} else if time.Since(noLeaderSince) > e.waitForLeaderTime() {
+			return nil, ErrNotServing
+		}
+		if !e.sleep(ctx, e.retryDelay(attempt)) {
+			if e.closed.Load() {
+				return nil, ErrClosed
+			}
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (e *Ensemble) retryDelay(attempt int) time.Duration {
+	return min(time.Duration(attempt+1)*5*time.Millisecond, e.cfg.TickTime/4)
+}
+
+// sleep waits d, or until ctx or the ensemble ends (then false).
+func (e *Ensemble) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-e.ctx.Done():
+		return false
+	}
+}
+
+var (
+	// errNoLeader: no leader is known right now; nothing was sent.
+	errNoLeader = errors.New("zoo: no leader")
+	// errNotLeader: the receiver is not the leader and did not apply the command.
+	errNotLeader = errors.New("zoo: not the leader")
+)
+
+// applyAsLeader stamps the leader's time into the command and applies it.
+func (e *Ensemble) applyAsLeader(ctx context.Context, b []byte) (*applyResult, error) {
+	b = append([]byte(nil), b...)
+	stampTime(b, time.Now())
+	timeout := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = max(time.Until(dl), time.Millisecond)
+	}
+	f := e.raft.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return nil, errNotLeader
+		case errors.Is(err, raft.ErrRaftShutdown):
+			return nil, ErrClosed
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("%w: not enqueued in time", ErrOperationTimeout)
+		}
+		// ErrLeadershipLost and friends: the entry may still commit.
+		return nil, fmt.Errorf("%w: %v", ErrConnectionLoss, err)
+	}
+	res, ok := f.Response().(*applyResult)
+	if !ok {
+		return nil, fmt.Errorf("%w: unexpected FSM response %T", ErrSystemError, f.Response())
+	}
+	return res, nil
+}
+
+// Peer RPC methods.
+const (
+	rpcApply byte = iota + 1
+	rpcTouch
+	rpcSyncIndex
+	rpcMembership
+)
+
+// rpcCodeOf maps errors onto the wire of the peer RPC: ZooKeeper codes, plus
+// two private positive codes that must not be confused with any of them.
+func rpcCodeOf(err error) int32 {
+	switch {
+	case errors.Is(err, errNotLeader), errors.Is(err, errNoLeader):
+		return 1
+	case errors.Is(err, ErrClosed):
+		return 2
+	case errors.Is(err, ErrNotServing):
+		return 3
+	}
+	return int32(CodeOf(err))
+}
+
+func rpcErrFromCode(code int32, msg string) error {
+	switch code {
+	case 1:
+		return errNotLeader
+	case 2, 3:
+		// The peer is shutting down or lost its quorum: retry elsewhere.
+		return errNotLeader
+	}
+	return remoteErr(Code(code), msg)
+}
+
+// forwardApply sends a write to the leader. If the connection breaks after
+// the request left, the outcome is unknown (ErrConnectionLoss).
+func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, b []byte) (*applyResult, error) {
+	out, err := e.client(leader).Call(ctx, rpcApply, b)
+	if err != nil {
+		if errors.Is(err, errRPCUnavailable) {
+			return nil, fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leader, err)
+		}
+		return nil, err
+	}
+	return decodeResult(out)
+}
+
+func (e *Ensemble) client(addr raft.ServerAddress) *rpcClient {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.clients[addr]
+	if c == nil {
+		c = newRPCClient(func(ctx context.Context) (net.Conn, error) { return e.transport.Dial(ctx, addr) }, rpcErrFromCode)
+		e.clients[addr] = c
+	}
+	return c
+}
+
+// handleRPC serves requests from other replicas.
+func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	switch method {
+	case rpcApply:
+		if e.raft.State() != raft.Leader {
+			return nil, errNotLeader
+		}
+		res, err := e.applyAsLeader(ctx, payload)
+		if err != nil {
+			return nil, err
+		}
+		return encodeResult(res), nil
+	case rpcTouch:
+		d := &dec{b: payload}
+		n := d.count(8)
+		ids := make([]int64, 0, n)
+		for i := 0; i < n; i++ {
+			ids = append(ids, d.i64())
+		}
+		if d.err != nil {
+			return nil, ErrMarshallingError
+		}
+		if e.raft.State() != raft.Leader {
+			return nil, errNotLeader
+		}
+		e.tracker.touch(ids)
+		return nil, nil
+	case rpcSyncIndex:
+		idx, err := e.leaderSyncIndex()
+		if err != nil {
+			return nil, err
+		}
+		enc := &enc{}
+		enc.u64(idx)
+		return enc.b, nil
+	case rpcMembership:
+		return nil, e.applyMembership(payload)
+	}
+	return nil, ErrUnimplemented
+}

@@ -1,0 +1,299 @@
+package zoo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/hashicorp/raft"
+)
+
+// fsm is the replicated state machine: the znode tree plus the session table.
+// Apply is deterministic: it reads no clock, draws no random numbers and never
+// iterates a map where order could leak into the result.
+type fsm struct {
+	mu        sync.RWMutex // guards tree, sessions, applied, appliedCh
+	tree      *tree
+	sessions  map[int64]*sessionEntry
+	applied   uint64        // index of the last entry this FSM has seen (or restored)
+	appliedCh chan struct{} // closed and replaced whenever applied advances
+
+	watches *watchRegistry
+	// onSessionsEnded is told, outside the lock, which sessions a batch ended.
+	onSessionsEnded func([]endedSession)
+	logger          *slog.Logger
+}
+
+// sessionEntry is one row of the replicated session table.
+type sessionEntry struct {
+	id         int64
+	timeout    int32 // ms
+	password   []byte
+	ephemerals map[string]struct{} // derived from the tree; not in snapshots
+}
+
+// endedSession reports a session removed by a closeSession command.
+type endedSession struct {
+	id      int64
+	expired bool
+}
+
+var _ raft.BatchingFSM = (*fsm)(nil)
+
+func newFSM(watches *watchRegistry, logger *slog.Logger) *fsm {
+	return &fsm{tree: newTree(), sessions: map[int64]*sessionEntry{}, appliedCh: make(chan struct{}),
+		watches: watches, logger: logger, onSessionsEnded: func([]endedSession) {}}
+}
+
+// Apply applies one log entry; raft calls ApplyBatch instead, this is for the interface.
+func (f *fsm) Apply(l *raft.Log) interface{} { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch applies a batch of committed entries under one lock acquisition.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	var ended []endedSession
+	f.mu.Lock()
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			r := f.applyEntry(l.Index, l.Data, &ended)
+			out[i] = r
+		}
+		if l.Index > f.applied {
+			f.applied = l.Index
+		}
+	}
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.mu.Unlock()
+	if len(ended) > 0 {
+		f.onSessionsEnded(ended)
+	}
+	return out
+}
+
+func (f *fsm) applyEntry(index uint64, data []byte, ended *[]endedSession) *applyResult {
+	r := &applyResult{index: index}
+	c, err := decodeCommand(data)
+	if err != nil {
+		f.logger.Error("zoo: undecodable log entry", "index", index, "err", err)
+		r.err = fmt.Errorf("%w: %v", ErrMarshallingError, err)
+		return r
+	}
+	zxid := int64(index)
+	switch c.op {
+	case opCreateSession:
+		f.sessions[zxid] = &sessionEntry{id: zxid, timeout: c.timeout, password: c.password,
+			ephemerals: map[string]struct{}{}}
+		r.sessionID = zxid
+		return r
+	case opCloseSession:
+		s := f.sessions[c.session]
+		if s == nil {
+			r.err = ErrSessionExpired
+			return r
+		}
+		x := &txnCtx{zxid: zxid, time: c.time}
+		paths := make([]string, 0, len(s.ephemerals))
+		for p := range s.ephemerals {
+			paths = append(paths, p)
+		}
+		slices.Sort(paths)
+		for _, p := range paths {
+			n := f.tree.get(p)
+			parentPath, _ := splitPath(p)
+			if n != nil {
+				f.tree.unlink(x, f.tree.get(parentPath), n)
+			}
+		}
+		delete(f.sessions, c.session)
+		f.publish(x)
+		*ended = append(*ended, endedSession{c.session, c.expired})
+		return r
+	case opReap:
+		x := &txnCtx{zxid: zxid, time: c.time}
+		r.err = f.tree.reap(x, c.path)
+		f.publish(x)
+		return r
+	}
+	if c.session != 0 && f.sessions[c.session] == nil {
+		r.err = ErrSessionExpired
+		return r
+	}
+	x := &txnCtx{zxid: zxid, time: c.time, session: c.session, ids: c.ids}
+	if c.op != opMulti {
+		res := f.applyOp(x, c.ops[0])
+		r.results = []OpResult{res}
+		if res.Err == nil {
+			f.publish(x)
+		}
+		return r
+	}
+	f.tree.begin()
+	r.results = make([]OpResult, len(c.ops))
+	failed := -1
+	for i, op := range c.ops {
+		r.results[i] = f.applyOp(x, op)
+		if r.results[i].Err != nil {
+			failed = i
+			break
+		}
+	}
+	if failed < 0 {
+		f.tree.commit()
+		f.publish(x)
+		return r
+	}
+	f.tree.rollback()
+	for i := range r.results {
+		switch {
+		case i < failed:
+			r.results[i] = OpResult{Err: ErrRolledBack}
+		case i > failed:
+			r.results[i] = OpResult{Err: ErrRuntimeInconsistency}
+		}
+	}
+	return r
+}
+
+func (f *fsm) applyOp(x *txnCtx, op Op) OpResult {
+	switch o := op.(type) {
+	case CreateOp:
+		if o.Mode.ephemeral() {
+			// Checked here too, not only by the session filter above: the
+			// owner must be a live session or the node would never be reaped.
+			if f.sessions[x.session] == nil {
+				return OpResult{Err: ErrSessionExpired}
+			}
+		}
+		acl := o.ACL
+		if acl == nil {
+			acl = OpenACL
+		}
+		n, err := f.tree.create(x, createReq{path: o.Path, data: o.Data, acl: acl, mode: o.Mode, ttl: o.TTL.Milliseconds()})
+		if err != nil {
+			return OpResult{Err: err}
+		}
+		st := n.stat()
+		return OpResult{Path: n.path, Stat: &st}
+	case DeleteOp:
+		return OpResult{Err: f.tree.remove(x, o.Path, o.Version)}
+	case SetDataOp:
+		n, err := f.tree.setData(x, o.Path, o.Data, o.Version)
+		if err != nil {
+			return OpResult{Err: err}
+		}
+		st := n.stat()
+		return OpResult{Path: o.Path, Stat: &st}
+	case setACLOp:
+		n, err := f.tree.setACL(x, o.path, o.acl, o.version)
+		if err != nil {
+			return OpResult{Err: err}
+		}
+		st := n.stat()
+		return OpResult{Path: o.path, Stat: &st}
+	case CheckOp:
+		return OpResult{Path: o.Path, Err: f.tree.check(x, o.Path, o.Version)}
+	}
+	return OpResult{Err: ErrUnimplemented}
+}
+
+// publish commits a successful transaction's side effects: the ephemeral index
+// and the watch events, in the order the changes happened.
+func (f *fsm) publish(x *txnCtx) {
+	for _, c := range x.changes {
+		if isSessionOwner(c.owner) {
+			if s := f.sessions[c.owner]; s != nil {
+				if c.typ == EventNodeCreated {
+					s.ephemerals[c.path] = struct{}{}
+				} else if c.typ == EventNodeDeleted {
+					delete(s.ephemerals, c.path)
+				}
+			}
+		}
+		f.watches.trigger(c, x.zxid)
+	}
+}
+
+// appliedIndex returns the index of the last entry applied.
+func (f *fsm) appliedIndex() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied
+}
+
+// waitApplied blocks until the FSM has applied index, or ctx ends.
+func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.RLock()
+		applied, ch := f.applied, f.appliedCh
+		f.mu.RUnlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Snapshot clones the tree (O(1), copy-on-write) so Persist can write it while
+// later entries keep applying.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := &fsmSnapshot{nodes: f.tree.nodes.Clone(), applied: f.applied}
+	for _, e := range f.sessions {
+		s.sessions = append(s.sessions, sessionEntry{id: e.id, timeout: e.timeout, password: e.password})
+	}
+	slices.SortFunc(s.sessions, func(a, b sessionEntry) int { return compareInt64(a.id, b.id) })
+	return s, nil
+}
+
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Restore replaces all state with a snapshot, after verifying its checksum.
+// Local sessions missing from the snapshot are reported ended; watches are
+// caught up the way ZooKeeper's setWatches does after a reconnect.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	old := f.tree
+	oldApplied := f.applied
+	var ended []endedSession
+	for id := range f.sessions {
+		if _, ok := st.sessions[id]; !ok {
+			ended = append(ended, endedSession{id: id, expired: true})
+		}
+	}
+	f.tree, f.sessions, f.applied = st.tree, st.sessions, st.applied
+	f.watches.catchUp(old, f.tree, int64(oldApplied), int64(f.applied))
+	close(f.appliedCh)
+	f.appliedCh = make(chan struct{})
+	f.mu.Unlock()
+	slices.SortFunc(ended, func(a, b endedSession) int { return compareInt64(a.id, b.id) })
+	if len(ended) > 0 {
+		f.onSessionsEnded(ended)
+	}
+	return nil
+}
+
+// errSnapshotChecksum means a snapshot failed verification; raft then tries an older one.
+var errSnapshotChecksum = errors.New("zoo: snapshot checksum mismatch")

@@ -1,0 +1,311 @@
+package zoo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Mode is a replica's role, as "Mode:" in ZooKeeper's srvr output.
+type Mode int
+
+const (
+	// ModeNotServing: no leader is known (an election runs, or no quorum is reachable).
+	ModeNotServing Mode = iota
+	ModeLeader
+	ModeFollower
+	ModeObserver
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeLeader:
+		return "leader"
+	case ModeFollower:
+		return "follower"
+	case ModeObserver:
+		return "observer"
+	}
+	return "not serving"
+}
+
+// Member is one replica in the ensemble's configuration.
+type Member struct {
+	ID    string
+	Addr  string
+	Voter bool // false: a non-voting observer
+}
+
+// Status describes this replica.
+type Status struct {
+	ID            string
+	Mode          Mode
+	LeaderID      string
+	LeaderAddr    string
+	Members       []Member
+	AppliedIndex  uint64 // the last zxid this replica applied
+	Serving       bool
+	Sessions      int // live sessions in the ensemble
+	LocalSessions int // sessions served by this replica
+	Nodes         int
+	Watches       int
+}
+
+// serving reports whether this replica can serve: it knows a leader (a leader
+// that lost its quorum steps down after its lease).
+func (e *Ensemble) serving() bool {
+	if e.closed.Load() {
+		return false
+	}
+	_, id := e.raft.LeaderWithID()
+	return id != ""
+}
+
+// Status returns this replica's view of the ensemble.
+func (e *Ensemble) Status() (Status, error) {
+	if e.closed.Load() {
+		return Status{}, ErrClosed
+	}
+	addr, leader := e.raft.LeaderWithID()
+	st := Status{ID: e.cfg.ID, LeaderID: string(leader), LeaderAddr: string(addr), Serving: leader != ""}
+	if f := e.raft.GetConfiguration(); f.Error() == nil {
+		for _, s := range f.Configuration().Servers {
+			st.Members = append(st.Members, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+			if string(s.ID) == e.cfg.ID && s.Suffrage != raft.Voter && leader != "" {
+				st.Mode = ModeObserver
+			}
+		}
+	}
+	switch {
+	case leader == "":
+		st.Mode = ModeNotServing
+	case string(leader) == e.cfg.ID:
+		st.Mode = ModeLeader
+	case st.Mode != ModeObserver:
+		st.Mode = ModeFollower
+	}
+	e.fsm.mu.RLock()
+	st.AppliedIndex, st.Sessions, st.Nodes = e.fsm.applied, len(e.fsm.sessions), e.fsm.tree.nodes.Len()
+	e.fsm.mu.RUnlock()
+	e.watches.mu.Lock()
+	st.Watches = e.watches.count
+	e.watches.mu.Unlock()
+	e.mu.Lock()
+	st.LocalSessions = len(e.sessions)
+	e.mu.Unlock()
+	return st, nil
+}
+
+// WaitServing blocks until this replica knows a leader and has applied
+// everything the leader had committed, or ctx ends.
+func (e *Ensemble) WaitServing(ctx context.Context) error {
+	for {
+		if e.closed.Load() {
+			return ErrClosed
+		}
+		if e.serving() {
+			if err := e.sync(ctx); err == nil {
+				return nil
+			}
+		}
+		if !e.sleep(ctx, 10*time.Millisecond) {
+			if e.closed.Load() {
+				return ErrClosed
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// sync waits until this replica has applied every entry the leader had
+// committed when sync was called: the leader confirms it still leads (one
+// heartbeat round, no disk write), reports its commit index, and we wait.
+func (e *Ensemble) sync(ctx context.Context) error {
+	var since time.Time
+	for attempt := 0; ; attempt++ {
+		if e.closed.Load() {
+			return ErrClosed
+		}
+		addr, id := e.raft.LeaderWithID()
+		var target uint64
+		var err error
+		switch {
+		case id == "":
+			err = errNoLeader
+		case id == raft.ServerID(e.cfg.ID):
+			target, err = e.leaderSyncIndex()
+		default:
+			var out []byte
+			out, err = e.client(addr).Call(ctx, rpcSyncIndex, nil)
+			if err == nil {
+				d := &dec{b: out}
+				target = d.u64()
+				err = d.err
+			}
+		}
+		if err == nil {
+			return e.fsm.waitApplied(ctx, target)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if since.IsZero() {
+			since = time.Now()
+		} else if time.Since(since) > e.waitForLeaderTime() {
+			return ErrNotServing
+		}
+		if !e.sleep(ctx, e.retryDelay(attempt)) {
+			if e.closed.Load() {
+				return ErrClosed
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// leaderSyncIndex returns the index a syncing replica must reach. Entries the
+// FSM never sees (raft's no-op after an election) are skipped back to the last
+// one it does see, or the replica would wait for an index it never applies.
+func (e *Ensemble) leaderSyncIndex() (uint64, error) {
+	if err := e.raft.VerifyLeader().Error(); err != nil {
+		return 0, errNotLeader
+	}
+	commit := e.raft.CommitIndex()
+	for i := commit; i > 0; i-- {
+		var l raft.Log
+		if err := e.logs.GetLog(i, &l); err != nil {
+			// Compacted into a snapshot: everything up to here is in it.
+			return min(i, e.fsm.appliedIndex()), nil
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i, nil
+		}
+	}
+	return 0, nil
+}
+
+// Membership changes. Each is forwarded to the leader when needed and returns
+// once the new configuration is committed.
+const (
+	memberAddVoter byte = iota + 1
+	memberAddObserver
+	memberRemove
+	memberTransfer
+)
+
+// AddVoter adds a voting member (or promotes an observer). The new replica must
+// be running with Join set; it catches up from the leader's log or snapshot.
+func (e *Ensemble) AddVoter(ctx context.Context, id, addr string) error {
+	return e.membership(ctx, memberAddVoter, id, addr)
+}
+
+// AddObserver adds a non-voting member: it replicates and serves reads but does
+// not count toward the quorum.
+func (e *Ensemble) AddObserver(ctx context.Context, id, addr string) error {
+	return e.membership(ctx, memberAddObserver, id, addr)
+}
+
+// RemoveMember removes a member from the configuration.
+func (e *Ensemble) RemoveMember(ctx context.Context, id string) error {
+	return e.membership(ctx, memberRemove, id, "")
+}
+
+// TransferLeadership asks the leader to hand over to the member id ("" = any
+// up-to-date voter) and waits until a new leader is elected.
+func (e *Ensemble) TransferLeadership(ctx context.Context, id string) error {
+	addr := ""
+	if id != "" {
+		found := false
+		if f := e.raft.GetConfiguration(); f.Error() == nil {
+			for _, s := range f.Configuration().Servers {
+				if string(s.ID) == id {
+					addr, found = string(s.Address), true
+				}
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: no member %q", ErrBadArguments, id)
+		}
+	}
+	return e.membership(ctx, memberTransfer, id, addr)
+}
+
+func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) error {
+	if id == "" && op != memberTransfer {
+		return fmt.Errorf("%w: member id is empty", ErrBadArguments)
+	}
+	if addr == "" && (op == memberAddVoter || op == memberAddObserver) {
+		return fmt.Errorf("%w: member address is empty", ErrBadArguments)
+	}
+	b := &enc{}
+	b.u8(op)
+	b.str(id)
+	b.str(addr)
+	var since time.Time
+	for attempt := 0; ; attempt++ {
+		if e.closed.Load() {
+			return ErrClosed
+		}
+		leaderAddr, leader := e.raft.LeaderWithID()
+		var err error
+		switch {
+		case leader == "":
+			err = errNoLeader
+		case leader == raft.ServerID(e.cfg.ID):
+			err = e.applyMembership(b.b)
+		default:
+			_, err = e.client(leaderAddr).Call(ctx, rpcMembership, b.b)
+		}
+		if err == nil || !(errors.Is(err, errNoLeader) || errors.Is(err, errNotLeader)) {
+			return err
+		}
+		if since.IsZero() {
+			since = time.Now()
+		} else if time.Since(since) > e.waitForLeaderTime() {
+			return ErrNotServing
+		}
+		if !e.sleep(ctx, e.retryDelay(attempt)) {
+			return ctx.Err()
+		}
+	}
+}
+
+// applyMembership runs a membership change on the leader.
+func (e *Ensemble) applyMembership(payload []byte) error {
+	d := &dec{b: payload}
+	op, id, addr := d.u8(), raft.ServerID(d.str()), raft.ServerAddress(d.str())
+	if d.err != nil {
+		return ErrMarshallingError
+	}
+	if e.raft.State() != raft.Leader {
+		return errNotLeader
+	}
+	timeout := 10 * e.cfg.TickTime
+	var err error
+	switch op {
+	case memberAddVoter:
+		err = e.raft.AddVoter(id, addr, 0, timeout).Error()
+	case memberAddObserver:
+		err = e.raft.AddNonvoter(id, addr, 0, timeout).Error()
+	case memberRemove:
+		err = e.raft.RemoveServer(id, 0, timeout).Error()
+	case memberTransfer:
+		if id == "" {
+			err = e.raft.LeadershipTransfer().Error()
+		} else {
+			err = e.raft.LeadershipTransferToServer(id, addr).Error()
+		}
+	default:
+		return ErrUnimplemented
+	}
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return errNotLeader
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrSystemError, err)
+	}
+	return nil
+}

@@ -1,0 +1,181 @@
+package zoo
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// sessionTracker decides session expiry. Only the leader's tracker acts, from
+// its own monotonic clock: every replica reports ("touches") the sessions it
+// serves, and a session that nobody touched for its timeout is expired by a
+// replicated closeSession. A replica that becomes leader starts every session
+// with a full timeout, so a failover expires nobody.
+type sessionTracker struct {
+	e        *Ensemble
+	mu       sync.Mutex // guards deadlines, expiring, leading
+	deadline map[int64]time.Time
+	expiring map[int64]bool // closeSession proposed, not yet applied
+	leading  bool
+}
+
+func newSessionTracker(e *Ensemble) *sessionTracker {
+	return &sessionTracker{e: e, deadline: map[int64]time.Time{}, expiring: map[int64]bool{}}
+}
+
+// touch renews sessions reported alive.
+func (t *sessionTracker) touch(ids []int64) {
+	now := time.Now()
+	t.e.fsm.mu.RLock()
+	t.mu.Lock()
+	for _, id := range ids {
+		if s := t.e.fsm.sessions[id]; s != nil && t.leading {
+			t.deadline[id] = now.Add(time.Duration(s.timeout) * time.Millisecond)
+		}
+	}
+	t.mu.Unlock()
+	t.e.fsm.mu.RUnlock()
+}
+
+// run checks for expired sessions every half tick while this replica leads.
+func (t *sessionTracker) run() {
+	tick := time.NewTicker(t.e.cfg.TickTime / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, id := range t.check(t.e.raft.State() == raft.Leader, time.Now()) {
+			t.e.goRun(func() { t.expire(id) })
+		}
+	}
+}
+
+// check reconciles the deadlines with the session table and returns the
+// sessions now due to expire.
+func (t *sessionTracker) check(leading bool, now time.Time) []int64 {
+	t.e.fsm.mu.RLock()
+	defer t.e.fsm.mu.RUnlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !leading {
+		if t.leading {
+			clear(t.deadline)
+			clear(t.expiring)
+		}
+		t.leading = false
+		return nil
+	}
+	t.leading = true
+	var due []int64
+	for id, s := range t.e.fsm.sessions {
+		dl, ok := t.deadline[id]
+		if !ok {
+			t.deadline[id] = now.Add(time.Duration(s.timeout) * time.Millisecond)
+			continue
+		}
+		if now.After(dl) && !t.expiring[id] {
+			t.expiring[id] = true
+			due = append(due, id)
+		}
+	}
+	for id := range t.deadline {
+		if t.e.fsm.sessions[id] == nil {
+			delete(t.deadline, id)
+			delete(t.expiring, id)
+		}
+	}
+	slices.Sort(due)
+	return due
+}
+
+func (t *sessionTracker) expire(id int64) {
+	ctx, cancel := context.WithTimeout(t.e.ctx, 10*t.e.cfg.TickTime)
+	defer cancel()
+	t.e.logger.Info("zoo: expiring session", "session", id)
+	_, err := t.e.propose(ctx, &command{op: opCloseSession, session: id, expired: true})
+	if err != nil {
+		t.mu.Lock()
+		delete(t.expiring, id) // try again next check
+		t.mu.Unlock()
+	}
+}
+
+// touchLoop reports this replica's live sessions to the leader every half tick.
+func (e *Ensemble) touchLoop() {
+	tick := time.NewTicker(e.cfg.TickTime / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		ids := make([]int64, 0, len(e.sessions))
+		for id := range e.sessions {
+			ids = append(ids, id)
+		}
+		e.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		addr, id := e.raft.LeaderWithID()
+		switch {
+		case id == "":
+		case id == raft.ServerID(e.cfg.ID):
+			e.tracker.touch(ids)
+		default:
+			b := &enc{}
+			b.u32(uint32(len(ids)))
+			for _, s := range ids {
+				b.i64(s)
+			}
+			ctx, cancel := context.WithTimeout(e.ctx, e.cfg.TickTime/2)
+			_, err := e.client(addr).Call(ctx, rpcTouch, b.b)
+			cancel()
+			if err != nil {
+				e.logger.Debug("zoo: touch failed", "leader", addr, "err", err)
+			}
+		}
+	}
+}
+
+// reapLoop has the leader delete empty containers and expired TTL nodes.
+func (e *Ensemble) reapLoop() {
+	tick := time.NewTicker(e.cfg.ContainerCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if e.raft.State() != raft.Leader {
+			continue
+		}
+		now := time.Now().UnixMilli()
+		var due []string
+		e.fsm.mu.RLock()
+		e.fsm.tree.nodes.Ascend(func(n *znode) bool {
+			if n.reapable(now) {
+				due = append(due, n.path)
+			}
+			return len(due) < 10000 // ZooKeeper's default znode.container.maxPerMinute
+		})
+		e.fsm.mu.RUnlock()
+		for _, p := range due {
+			ctx, cancel := context.WithTimeout(e.ctx, 10*e.cfg.TickTime)
+			_, err := e.propose(ctx, &command{op: opReap, path: p})
+			cancel()
+			if err != nil {
+				break
+			}
+		}
+	}
+}
