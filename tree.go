@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/google/btree"
 )
@@ -482,3 +483,16 @@ func (t *tree) reap(x *txnCtx, path string) error {
 	t.unlink(x, t.get(parentPath), n)
 	return nil
 }
+
+// String renders the Stat the way zkCli.sh's "get -s" and "stat" print it.
+func (s Stat) String() string {
+	t := func(ms int64) string {
+		return time.UnixMilli(ms).In(gmt).Format("Mon Jan 02 15:04:05 MST 2006")
+	}
+	return fmt.Sprintf("cZxid = %#x\nctime = %s\nmZxid = %#x\nmtime = %s\npZxid = %#x\ncversion = %d\n"+
+		"dataVersion = %d\naclVersion = %d\nephemeralOwner = %#x\ndataLength = %d\nnumChildren = %d\n",
+		s.Czxid, t(s.Ctime), s.Mzxid, t(s.Mtime), s.Pzxid, s.Cversion, s.Version, s.Aversion,
+		s.EphemeralOwner, s.DataLength, s.NumChildren)
+}
+
+var gmt = time.FixedZone("GMT", 0)
