@@ -260,8 +260,8 @@ func (e *Ensemble) propose(ctx context.Context, c *command) (*applyResult, error
 			res, err = e.forwardApply(ctx, addr, b)
 		}
 		if err == nil {
-			if werr := e.fsm.waitApplied(ctx, res.index); werr != nil {
-				return nil, fmt.Errorf("%w: %v", ErrConnectionLoss, werr)
+			if werr := e.waitLocalApply(ctx, res.index); werr != nil {
+				return nil, werr
 			}
 			return res, nil
 		}
@@ -281,6 +281,24 @@ func (e *Ensemble) propose(ctx context.Context, c *command) (*applyResult, error
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// waitLocalApply waits until this replica applied a write the leader
+// committed. A replica cut off right after the commit cannot show the write to
+// its session, so after a bound it reports ErrConnectionLoss: the write did
+// commit, but this replica cannot confirm it.
+func (e *Ensemble) waitLocalApply(ctx context.Context, index uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.MaxSessionTimeout)
+	defer cancel()
+	stop := context.AfterFunc(e.ctx, cancel)
+	defer stop()
+	if err := e.fsm.waitApplied(ctx, index); err != nil {
+		if e.closed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: committed at %d but not applied here: %v", ErrConnectionLoss, index, err)
+	}
+	return nil
 }
 
 func (e *Ensemble) retryDelay(attempt int) time.Duration {
@@ -374,6 +392,9 @@ func rpcErrFromCode(code int32, msg string) error {
 func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, b []byte) (*applyResult, error) {
 	out, err := e.client(leader).Call(ctx, rpcApply, b)
 	if err != nil {
+		if errors.Is(err, errRPCNotSent) {
+			return nil, errNoLeader // nothing left this replica: retry
+		}
 		if errors.Is(err, errRPCUnavailable) {
 			return nil, fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leader, err)
 		}

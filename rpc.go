@@ -36,6 +36,10 @@ const (
 
 var errRPCUnavailable = errors.New("zoo: peer unreachable")
 
+// errRPCNotSent additionally marks failures where the request certainly did not
+// leave this process (the dial failed), so the caller may retry it anywhere.
+var errRPCNotSent = errors.New("zoo: request not sent")
+
 // errRPCTooLarge is returned for a payload or response above the frame limit.
 var errRPCTooLarge = errors.New("zoo: rpc frame too large")
 
@@ -299,7 +303,7 @@ func (c *rpcClient) Call(ctx context.Context, method byte, payload []byte) ([]by
 			if attempt == 0 {
 				continue
 			}
-			return nil, err
+			return nil, fmt.Errorf("%w: %w", errRPCNotSent, err)
 		}
 		select {
 		case rc.writes <- rpcRequest{id: id, method: method, payload: payload}:
@@ -308,7 +312,7 @@ func (c *rpcClient) Call(ctx context.Context, method byte, payload []byte) ([]by
 			if attempt == 0 {
 				continue
 			}
-			return nil, rc.brokenErr()
+			return nil, fmt.Errorf("%w: %w", errRPCNotSent, rc.brokenErr())
 		case <-ctx.Done():
 			rc.unregister(id)
 			return nil, ctx.Err()
@@ -360,7 +364,7 @@ func (c *rpcClient) conn(ctx context.Context) (*rpcConn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("%w: %w", errRPCUnavailable, err)
+			return nil, fmt.Errorf("%w: %w: %w", errRPCUnavailable, errRPCNotSent, err)
 		}
 		if c.closed {
 			c.mu.Unlock()

@@ -20,6 +20,7 @@ type sessionTracker struct {
 	deadline map[int64]time.Time
 	expiring map[int64]bool // closeSession proposed, not yet applied
 	leading  bool
+	term     uint64 // raft term of the leadership the deadlines belong to
 }
 
 func newSessionTracker(e *Ensemble) *sessionTracker {
@@ -50,7 +51,8 @@ func (t *sessionTracker) run() {
 			return
 		case <-tick.C:
 		}
-		for _, id := range t.check(t.e.raft.State() == raft.Leader, time.Now()) {
+		leading := t.e.raft.State() == raft.Leader
+		for _, id := range t.check(leading, t.e.raft.CurrentTerm(), time.Now()) {
 			t.e.goRun(func() { t.expire(id) })
 		}
 	}
@@ -58,20 +60,21 @@ func (t *sessionTracker) run() {
 
 // check reconciles the deadlines with the session table and returns the
 // sessions now due to expire.
-func (t *sessionTracker) check(leading bool, now time.Time) []int64 {
+func (t *sessionTracker) check(leading bool, term uint64, now time.Time) []int64 {
 	t.e.fsm.mu.RLock()
 	defer t.e.fsm.mu.RUnlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if !leading || term != t.term {
+		// Lost leadership, or lost and regained it between two checks: touches
+		// may have gone to another leader meanwhile, so start afresh.
+		clear(t.deadline)
+		clear(t.expiring)
+	}
+	t.leading, t.term = leading, term
 	if !leading {
-		if t.leading {
-			clear(t.deadline)
-			clear(t.expiring)
-		}
-		t.leading = false
 		return nil
 	}
-	t.leading = true
 	var due []int64
 	for id, s := range t.e.fsm.sessions {
 		dl, ok := t.deadline[id]
@@ -98,7 +101,8 @@ func (t *sessionTracker) expire(id int64) {
 	ctx, cancel := context.WithTimeout(t.e.ctx, 10*t.e.cfg.TickTime)
 	defer cancel()
 	t.e.logger.Info("zoo: expiring session", "session", id)
-	_, err := t.e.propose(ctx, &command{op: opCloseSession, session: id, expired: true})
+	// Only as leader, never forwarded: a deposed leader's verdict is stale.
+	_, err := t.e.applyAsLeader(ctx, encodeCommand(&command{op: opCloseSession, session: id, expired: true}))
 	if err != nil {
 		t.mu.Lock()
 		delete(t.expiring, id) // try again next check
@@ -171,7 +175,7 @@ func (e *Ensemble) reapLoop() {
 		e.fsm.mu.RUnlock()
 		for _, p := range due {
 			ctx, cancel := context.WithTimeout(e.ctx, 10*e.cfg.TickTime)
-			_, err := e.propose(ctx, &command{op: opReap, path: p})
+			_, err := e.applyAsLeader(ctx, encodeCommand(&command{op: opReap, path: p}))
 			cancel()
 			if err != nil {
 				break
