@@ -85,10 +85,16 @@ func stampTime(b []byte, now time.Time) {
 func encodeOp(e *enc, op Op) {
 	switch o := op.(type) {
 	case CreateOp:
+		// nil means OpenACL; resolved here because the encoding cannot tell
+		// nil from an empty list, which ZooKeeper refuses with ErrInvalidACL.
+		acl := o.ACL
+		if acl == nil {
+			acl = OpenACL
+		}
 		e.u8(byte(opCreate))
 		e.str(o.Path)
 		e.bytes(o.Data)
-		e.acl(o.ACL)
+		e.acl(acl)
 		e.i32(int32(o.Mode))
 		e.i64(o.TTL.Milliseconds())
 	case DeleteOp:
@@ -250,6 +256,9 @@ func decodeResult(b []byte) (*applyResult, error) {
 	}
 	if d.err != nil {
 		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
 	}
 	return r, nil
 }

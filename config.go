@@ -116,7 +116,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seen := map[string]bool{}
+	seen, seenAddr := map[string]bool{}, map[string]bool{}
 	self := false
 	for i, p := range cfg.Peers {
 		field := fmt.Sprintf("Peers[%d]", i)
@@ -127,6 +127,11 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, &ConfigError{field, fmt.Sprintf("duplicate ID %q", p.ID)}
 		}
 		seen[p.ID] = true
+		if seenAddr[p.Addr] {
+			// raft would refuse the bootstrap configuration.
+			return cfg, &ConfigError{field, fmt.Sprintf("duplicate Addr %q", p.Addr)}
+		}
+		seenAddr[p.Addr] = true
 		if p.ID == cfg.ID {
 			self = true
 		}

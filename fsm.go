@@ -169,11 +169,8 @@ func (f *fsm) applyOp(x *txnCtx, op Op) OpResult {
 				return OpResult{Err: ErrSessionExpired}
 			}
 		}
-		acl := o.ACL
-		if acl == nil {
-			acl = OpenACL
-		}
-		n, err := f.tree.create(x, createReq{path: o.Path, data: o.Data, acl: acl, mode: o.Mode, ttl: o.TTL.Milliseconds()})
+		// A nil ACL became OpenACL in encodeOp; an empty one arrives as nil here.
+		n, err := f.tree.create(x, createReq{path: o.Path, data: o.Data, acl: o.ACL, mode: o.Mode, ttl: o.TTL.Milliseconds()})
 		if err != nil {
 			return OpResult{Err: err}
 		}

@@ -167,8 +167,44 @@ func decodeSnapshot(b []byte) (*restoredState, error) {
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
 	}
-	if st.tree.get("/") == nil {
-		return nil, fmt.Errorf("%w: snapshot has no root", errCorrupt)
+	if err := checkStructure(st.tree); err != nil {
+		return nil, err
 	}
 	return st, nil
+}
+
+// checkStructure refuses a tree that a checksum cannot vouch for: one whose
+// root is missing, whose nodes lack parents, whose child counts are wrong or
+// whose ephemerals have children. Applying entries to such a tree would fail
+// later, far from the cause.
+func checkStructure(t *tree) error {
+	if t.get("/") == nil {
+		return fmt.Errorf("%w: snapshot has no root", errCorrupt)
+	}
+	counts := map[string]int32{}
+	var err error
+	t.nodes.Ascend(func(n *znode) bool {
+		if n.path == "/" {
+			return true
+		}
+		parent := t.get(n.parent())
+		switch {
+		case parent == nil:
+			err = fmt.Errorf("%w: %s has no parent", errCorrupt, n.path)
+		case isSessionOwner(parent.owner):
+			err = fmt.Errorf("%w: ephemeral %s has children", errCorrupt, parent.path)
+		}
+		counts[n.parent()]++
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	t.nodes.Ascend(func(n *znode) bool {
+		if n.numChildren != counts[n.path] {
+			err = fmt.Errorf("%w: %s counts %d children, has %d", errCorrupt, n.path, n.numChildren, counts[n.path])
+		}
+		return err == nil
+	})
+	return err
 }

@@ -472,6 +472,9 @@ func (n *znode) reapable(now int64) bool {
 // reap deletes a container or TTL node if it still qualifies at the txn time;
 // re-checked here so that every replica decides the same way.
 func (t *tree) reap(x *txnCtx, path string) error {
+	if err := validatePath(path); err != nil {
+		return err // never from a healthy leader; must not crash the B-tree lookup
+	}
 	n := t.get(path)
 	if n == nil || isReservedPath(path) {
 		return ErrNoNode

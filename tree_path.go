@@ -51,14 +51,6 @@ func splitPath(p string) (parent, name string) {
 	return p[:i], p[i+1:]
 }
 
-// joinPath joins a parent path and a child name.
-func joinPath(parent, name string) string {
-	if parent == "/" {
-		return "/" + name
-	}
-	return parent + "/" + name
-}
-
 // isReservedPath reports the nodes ZooKeeper refuses to delete.
 func isReservedPath(p string) bool {
 	switch p {
