@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/zooraft/zoo/internal/memnet"
 )
@@ -40,6 +41,8 @@ type Ensemble struct {
 	sessions map[int64]*Session
 	clients  map[raft.ServerAddress]*rpcClient
 
+	nudge chan struct{} // requests to tell followers the commit index now
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -54,7 +57,8 @@ func Open(cfg Config) (*Ensemble, error) {
 		return nil, err
 	}
 	e := &Ensemble{cfg: cfg, logger: cfg.Logger.With("replica", cfg.ID),
-		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*rpcClient{}}
+		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*rpcClient{},
+		nudge: make(chan struct{}, 1)}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.open(); err != nil {
 		e.cancel()
@@ -83,7 +87,7 @@ func (e *Ensemble) open() error {
 			BoltOptions: &bbolt.Options{Timeout: time.Second},
 		})
 		if err != nil {
-			if errors.Is(err, bbolt.ErrTimeout) {
+			if errors.Is(err, bolterrors.ErrTimeout) {
 				return fmt.Errorf("%w: %s", ErrDirLocked, cfg.Dir)
 			}
 			return fmt.Errorf("zoo: open raft log in %s: %w", cfg.Dir, err)
@@ -137,11 +141,10 @@ func (e *Ensemble) open() error {
 	if err != nil {
 		return fmt.Errorf("zoo: inspect data dir: %w", err)
 	}
-	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, e.transport.Raft())
-	if err != nil {
-		return fmt.Errorf("zoo: start raft: %w", err)
-	}
-	e.raft = r
+	// Bootstrap writes the initial configuration into the stores before raft
+	// starts. Bootstrapping a running raft instead races with the members
+	// that started first: their leader may already have replicated to us,
+	// and the bootstrap then fails with "bootstrap only works on new clusters".
 	if !existing && !cfg.Join {
 		peers := cfg.Peers
 		if len(peers) == 0 {
@@ -155,16 +158,22 @@ func (e *Ensemble) open() error {
 			}
 			servers = append(servers, s)
 		}
-		if err := r.BootstrapCluster(raft.Configuration{Servers: servers}).Error(); err != nil {
+		if err := raft.BootstrapCluster(rc, e.logs, stable, snaps, e.transport.Raft(), raft.Configuration{Servers: servers}); err != nil {
 			return fmt.Errorf("zoo: bootstrap: %w", err)
 		}
 	}
+	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, e.transport.Raft())
+	if err != nil {
+		return fmt.Errorf("zoo: start raft: %w", err)
+	}
+	e.raft = r
 
 	e.tracker = newSessionTracker(e)
 	e.goRun(func() { serveRPC(e.ctx, e.transport.Listener(), e.handleRPC, rpcCodeOf, hlog.Named("rpc")) })
 	e.goRun(e.tracker.run)
 	e.goRun(e.touchLoop)
 	e.goRun(e.reapLoop)
+	e.goRun(e.nudgeLoop)
 	return nil
 }
 
@@ -335,7 +344,7 @@ func (e *Ensemble) applyAsLeader(ctx context.Context, b []byte) (*applyResult, e
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
 	f := e.raft.Apply(b, timeout)
-	if err := f.Error(); err != nil {
+	if err := e.await(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, errNotLeader
@@ -352,6 +361,23 @@ func (e *Ensemble) applyAsLeader(ctx context.Context, b []byte) (*applyResult, e
 		return nil, fmt.Errorf("%w: unexpected FSM response %T", ErrSystemError, f.Response())
 	}
 	return res, nil
+}
+
+// await waits for a raft future, or until this replica closes (ErrClosed).
+// raft never answers a future still queued when it shuts down (an Apply in
+// its buffered applyCh, or a committed batch not yet handed to the FSM;
+// hashicorp/raft#498), so f.Error() alone could block its caller forever.
+// The helper goroutine is not tracked by e.wg on purpose: in that case it
+// stays blocked after Close, which is the lesser evil.
+func (e *Ensemble) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-e.ctx.Done():
+		return ErrClosed
+	}
 }
 
 // Peer RPC methods.
@@ -428,6 +454,7 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		if err != nil {
 			return nil, err
 		}
+		e.nudgeFollowers(res.index)
 		return encodeResult(res), nil
 	case rpcTouch:
 		d := &dec{b: payload}
@@ -449,6 +476,7 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		if err != nil {
 			return nil, err
 		}
+		e.nudgeFollowers(e.raft.CommitIndex()) // the syncing follower must learn this commit
 		enc := &enc{}
 		enc.u64(idx)
 		return enc.b, nil
@@ -456,4 +484,33 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		return nil, e.applyMembership(payload)
 	}
 	return nil, ErrUnimplemented
+}
+
+// nudgeFollowers makes the leader tell followers about a commit soon.
+// hashicorp/raft sends the commit index only with the next replication, which
+// an idle leader starts after CommitTimeout (50-100ms): a follower whose session
+// wrote index would wait that long to apply its own write. When nothing newer
+// is in the log to carry the commit index, a barrier entry is appended: its
+// replication carries it within one round trip. Requests coalesce.
+func (e *Ensemble) nudgeFollowers(index uint64) {
+	if e.raft.LastIndex() > index {
+		return // a newer entry's replication will carry the commit index
+	}
+	select {
+	case e.nudge <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Ensemble) nudgeLoop() {
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.nudge:
+		}
+		if e.raft.State() == raft.Leader {
+			e.await(e.raft.Barrier(e.cfg.TickTime)) // not .Error(): see await
+		}
+	}
 }

@@ -174,6 +174,14 @@ func (e *Ensemble) leaderSyncIndex() (uint64, error) {
 		return 0, errNotLeader
 	}
 	commit := e.raft.CommitIndex()
+	// Until a new leader has committed an entry of its own term (the no-op
+	// raft appends on election), its commit index may lag writes that its
+	// predecessor already acknowledged: a sync to it could miss them. Refuse
+	// for now; the caller retries (Raft thesis 6.4).
+	var head raft.Log
+	if commit == 0 || e.logs.GetLog(commit, &head) != nil || head.Term != e.raft.CurrentTerm() {
+		return 0, errNotLeader
+	}
 	for i := commit; i > 0; i-- {
 		var l raft.Log
 		if err := e.logs.GetLog(i, &l); err != nil {
@@ -258,6 +266,12 @@ func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) err
 			err = e.applyMembership(b.b)
 		default:
 			_, err = e.client(leaderAddr).Call(ctx, rpcMembership, b.b)
+			switch {
+			case errors.Is(err, errRPCNotSent):
+				err = errNoLeader // the leader is gone; nothing was sent: retry
+			case errors.Is(err, errRPCUnavailable):
+				err = fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leaderAddr, err)
+			}
 		}
 		if err == nil || !(errors.Is(err, errNoLeader) || errors.Is(err, errNotLeader)) {
 			return err
@@ -268,6 +282,9 @@ func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) err
 			return ErrNotServing
 		}
 		if !e.sleep(ctx, e.retryDelay(attempt)) {
+			if e.closed.Load() {
+				return ErrClosed // not ctx.Err(): that is nil when Close woke us
+			}
 			return ctx.Err()
 		}
 	}
@@ -287,22 +304,25 @@ func (e *Ensemble) applyMembership(payload []byte) error {
 	var err error
 	switch op {
 	case memberAddVoter:
-		err = e.raft.AddVoter(id, addr, 0, timeout).Error()
+		err = e.await(e.raft.AddVoter(id, addr, 0, timeout))
 	case memberAddObserver:
-		err = e.raft.AddNonvoter(id, addr, 0, timeout).Error()
+		err = e.await(e.raft.AddNonvoter(id, addr, 0, timeout))
 	case memberRemove:
-		err = e.raft.RemoveServer(id, 0, timeout).Error()
+		err = e.await(e.raft.RemoveServer(id, 0, timeout))
 	case memberTransfer:
 		if id == "" {
-			err = e.raft.LeadershipTransfer().Error()
+			err = e.await(e.raft.LeadershipTransfer())
 		} else {
-			err = e.raft.LeadershipTransferToServer(id, addr).Error()
+			err = e.await(e.raft.LeadershipTransferToServer(id, addr))
 		}
 	default:
 		return ErrUnimplemented
 	}
 	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 		return errNotLeader
+	}
+	if errors.Is(err, ErrClosed) || errors.Is(err, raft.ErrRaftShutdown) {
+		return ErrClosed
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrSystemError, err)

@@ -1,0 +1,660 @@
+package zoo_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zooraft/zoo"
+)
+
+// The crash test runs each replica as a separate OS process: the test binary
+// re-executes itself with replicaEnv set, and TestMain turns it into a replica
+// instead of running tests. No extra binary has to be built.
+//
+// TestMain is the only one allowed in this test binary (package zoo's internal
+// tests included): a later need for one must be merged into it.
+const replicaEnv = "ZOO_PROCESS_TEST_REPLICA"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(replicaEnv); spec != "" {
+		os.Exit(replicaMain(spec))
+	}
+	os.Exit(m.Run())
+}
+
+// replicaSpec is what a replica process is told, as JSON in replicaEnv.
+type replicaSpec struct {
+	ID       string
+	Dir      string
+	Bind     string
+	Peers    []zoo.Peer
+	TickTime time.Duration
+	// CtlFile receives the control server's host:port once it listens
+	// (written to a temporary name, then renamed, so it is never seen half written).
+	CtlFile string
+}
+
+// replicaMain runs one replica with a control HTTP server on a free loopback
+// port. It never returns while serving: the test ends it with SIGKILL, or it
+// exits when its stdin reaches EOF (the test process died).
+func replicaMain(raw string) int {
+	var spec replicaSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, "replica: bad spec:", err)
+		return 2
+	}
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		fmt.Fprintln(os.Stderr, "replica: stdin closed, exiting")
+		os.Exit(3)
+	}()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	e, err := zoo.Open(zoo.Config{ID: spec.ID, Dir: spec.Dir, BindAddr: spec.Bind, Peers: spec.Peers,
+		TickTime: spec.TickTime, Logger: logger})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replica: open:", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "replica: control listen:", err)
+		return 1
+	}
+	tmp := spec.CtlFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "replica:", err)
+		return 1
+	}
+	if err := os.Rename(tmp, spec.CtlFile); err != nil {
+		fmt.Fprintln(os.Stderr, "replica:", err)
+		return 1
+	}
+	r := &controlServer{e: e}
+	fmt.Fprintln(os.Stderr, "replica: control server on", ln.Addr())
+	err = http.Serve(ln, r.handler())
+	fmt.Fprintln(os.Stderr, "replica: control server:", err)
+	return 1
+}
+
+// controlServer is the test's window into a replica process. Every znode
+// operation goes through one zoo Session on this replica, created on first use
+// and again if it ended.
+type controlServer struct {
+	e *zoo.Ensemble
+
+	mu   sync.Mutex // guards sess; held while a session is being created
+	sess *zoo.Session
+}
+
+func (c *controlServer) session(ctx context.Context) (*zoo.Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != nil && c.sess.Err() == nil {
+		return c.sess, nil
+	}
+	s, err := c.e.NewSession(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.sess = s
+	return s, nil
+}
+
+// controlStatus is the JSON of GET /status.
+type controlStatus struct {
+	ID           string
+	Mode         string
+	LeaderID     string
+	Serving      bool
+	AppliedIndex uint64
+}
+
+func (c *controlServer) handler() http.Handler {
+	mux := http.NewServeMux()
+	// POST /create?path=P, body = data: a persistent create. 200 only after
+	// zoo returned success; 409 node exists; 503 anything else.
+	mux.HandleFunc("POST /create", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		data, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s, err := c.session(ctx)
+		if err == nil {
+			_, err = s.Create(ctx, r.URL.Query().Get("path"), data, zoo.ModePersistent, nil)
+		}
+		switch {
+		case err == nil:
+			w.WriteHeader(http.StatusOK)
+		case errors.Is(err, zoo.ErrNodeExists):
+			http.Error(w, err.Error(), http.StatusConflict)
+		default:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	// POST /sync: catch this replica up with the leader.
+	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		s, err := c.session(ctx)
+		if err == nil {
+			err = s.Sync(ctx, "/")
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	// GET /get?path=P: the node's data; 404 if absent.
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		s, err := c.session(ctx)
+		var data []byte
+		if err == nil {
+			data, _, err = s.Get(ctx, r.URL.Query().Get("path"))
+		}
+		switch {
+		case err == nil:
+			w.Write(data)
+		case errors.Is(err, zoo.ErrNoNode):
+			http.Error(w, err.Error(), http.StatusNotFound)
+		default:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	// GET /dump?path=P: JSON {child path: data} of P's children, read from
+	// this replica's local tree in one consistent view.
+	mux.HandleFunc("GET /dump", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		parent := r.URL.Query().Get("path")
+		s, err := c.session(ctx)
+		var out map[string]string
+		if err == nil {
+			out, err = dumpChildren(ctx, s, parent)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		json.NewEncoder(w).Encode(out)
+	})
+	// GET /status: this replica's role and view of the leader.
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		st, err := c.e.Status()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		json.NewEncoder(w).Encode(controlStatus{ID: st.ID, Mode: st.Mode.String(), LeaderID: st.LeaderID,
+			Serving: st.Serving, AppliedIndex: st.AppliedIndex})
+	})
+	return mux
+}
+
+func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[string]string, error) {
+	res, err := s.MultiRead(ctx, zoo.GetChildrenOp{Path: parent})
+	if err != nil {
+		return nil, err
+	}
+	if errors.Is(res[0].Err, zoo.ErrNoNode) {
+		return map[string]string{}, nil // so a lost parent reports every write as missing
+	}
+	if res[0].Err != nil {
+		return nil, res[0].Err
+	}
+	ops := make([]zoo.ReadOp, 0, len(res[0].Children))
+	for _, name := range res[0].Children {
+		ops = append(ops, zoo.GetDataOp{Path: strings.TrimSuffix(parent, "/") + "/" + name})
+	}
+	// No writes run while the test dumps, so a second read is as consistent as one.
+	res, err = s.MultiRead(ctx, ops...)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(res))
+	for i, r := range res {
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		out[ops[i].(zoo.GetDataOp).Path] = string(r.Data)
+	}
+	return out, nil
+}
+
+// freeLoopbackAddrs returns n distinct 127.0.0.1 addresses that were free a
+// moment ago (listeners opened together, then closed).
+func freeLoopbackAddrs(tb testing.TB, n int) []string {
+	tb.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs
+}
+
+// replicaProc is one replica process as the test sees it.
+type replicaProc struct {
+	spec    replicaSpec
+	logPath string
+
+	alive atomic.Bool // false from just before it is killed
+	cmd   *exec.Cmd
+	stdin io.WriteCloser // held open: its EOF tells the child the test died
+	done  chan struct{}  // closed when the process has been reaped
+	ctl   string         // "http://host:port" of its control server
+}
+
+// processCluster is a set of replica processes sharing one HTTP client.
+type processCluster struct {
+	t      *testing.T
+	exe    string
+	procs  []*replicaProc
+	client *http.Client
+}
+
+func newProcessCluster(t *testing.T, n int, tick time.Duration) *processCluster {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := &processCluster{t: t, exe: exe, client: &http.Client{
+		Timeout:   20 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
+	}}
+	base := t.TempDir()
+	addrs := freeLoopbackAddrs(t, n)
+	var peers []zoo.Peer
+	for i := range n {
+		peers = append(peers, zoo.Peer{ID: fmt.Sprint(i + 1), Addr: addrs[i]})
+	}
+	for i := range n {
+		dir := filepath.Join(base, "replica-"+peers[i].ID)
+		pc.procs = append(pc.procs, &replicaProc{
+			spec: replicaSpec{ID: peers[i].ID, Dir: filepath.Join(dir, "data"), Bind: addrs[i], Peers: peers,
+				TickTime: tick, CtlFile: filepath.Join(dir, "ctl-addr")},
+			logPath: filepath.Join(dir, "replica.log"),
+		})
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, p := range pc.procs {
+			pc.kill(p)
+		}
+		pc.client.CloseIdleConnections()
+		pc.checkLogs()
+	})
+	return pc
+}
+
+// start launches p and waits for its control server.
+func (pc *processCluster) start(p *replicaProc) {
+	t := pc.t
+	t.Helper()
+	spec, err := json.Marshal(p.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p.spec.CtlFile)
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close() // the child has its own copy
+	fmt.Fprintf(logf, "=== test: starting replica %s\n", p.spec.ID)
+	cmd := exec.Command(pc.exe)
+	cmd.Env = append(os.Environ(), replicaEnv+"="+string(spec))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd, p.stdin, p.done = cmd, stdin, make(chan struct{})
+	p.alive.Store(true)
+	done := p.done
+	go func() {
+		cmd.Wait()
+		close(done)
+	}()
+	pc.poll(30*time.Second, "replica "+p.spec.ID+" control server", func() bool {
+		select {
+		case <-done:
+			t.Fatalf("replica %s exited during start-up; log in %s", p.spec.ID, p.logPath)
+		default:
+		}
+		b, err := os.ReadFile(p.spec.CtlFile)
+		if err != nil {
+			return false
+		}
+		p.ctl = "http://" + string(b)
+		return true
+	})
+}
+
+// kill SIGKILLs p (if running) and reaps it.
+func (pc *processCluster) kill(p *replicaProc) {
+	p.alive.Store(false)
+	if p.cmd == nil {
+		return
+	}
+	p.cmd.Process.Kill() // SIGKILL on Unix: no cleanup runs in the child
+	<-p.done
+	p.cmd = nil
+}
+
+// poll calls cond until it is true, failing the test after timeout.
+func (pc *processCluster) poll(timeout time.Duration, what string, cond func() bool) {
+	pc.t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			pc.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// do sends one control request and returns its status code and body.
+func (pc *processCluster) do(ctx context.Context, method string, p *replicaProc, op string, q url.Values, body string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, method, p.ctl+"/"+op+"?"+q.Encode(), strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := pc.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, "", err
+	}
+	return resp.StatusCode, string(b), nil
+}
+
+func (pc *processCluster) status(p *replicaProc) (controlStatus, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	code, body, err := pc.do(ctx, http.MethodGet, p, "status", nil, "")
+	var st controlStatus
+	if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
+		return st, false
+	}
+	return st, true
+}
+
+// waitLeader waits until every replica in procs is serving and names the same
+// leader, one of procs, and returns it.
+func (pc *processCluster) waitLeader(procs []*replicaProc, timeout time.Duration) *replicaProc {
+	pc.t.Helper()
+	var leader *replicaProc
+	pc.poll(timeout, "an agreed leader", func() bool {
+		leaderID := ""
+		for _, p := range procs {
+			st, ok := pc.status(p)
+			if !ok || !st.Serving || (leaderID != "" && st.LeaderID != leaderID) {
+				return false
+			}
+			leaderID = st.LeaderID
+		}
+		for _, p := range procs {
+			if p.spec.ID == leaderID {
+				leader = p
+				return true
+			}
+		}
+		return false
+	})
+	return leader
+}
+
+// checkLogs fails the test if a replica's race detector or runtime complained,
+// and shows the end of every log when the test failed.
+func (pc *processCluster) checkLogs() {
+	for _, p := range pc.procs {
+		b, err := os.ReadFile(p.logPath)
+		if err != nil {
+			continue
+		}
+		log := string(b)
+		for _, bad := range []string{"WARNING: DATA RACE", "panic:", "fatal error:"} {
+			if strings.Contains(log, bad) {
+				pc.t.Errorf("replica %s log contains %q", p.spec.ID, bad)
+			}
+		}
+		if pc.t.Failed() {
+			lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+			pc.t.Logf("--- last lines of replica %s's log (%s):\n%s", p.spec.ID, p.logPath,
+				strings.Join(lines[max(0, len(lines)-80):], "\n"))
+		}
+	}
+}
+
+// ackLog records the writes whose success the test saw.
+type ackLog struct {
+	mu    sync.Mutex // guards acked
+	acked map[string]string
+
+	count    atomic.Int64
+	unknown  atomic.Int64 // transport errors, timeouts, 5xx: may or may not have committed
+	conflict atomic.Int64 // 409: the path already existed (a write applied twice?)
+}
+
+func (a *ackLog) ack(path, data string) {
+	a.mu.Lock()
+	a.acked[path] = data
+	a.mu.Unlock()
+	a.count.Add(1)
+}
+
+// TestProcessCrashDurability runs a 3-replica ensemble as 3 OS processes over
+// TCP with bbolt data dirs, SIGKILLs the leader in the middle of a concurrent
+// write load, keeps writing through the survivors, SIGKILLs everything,
+// restarts all three from their dirs and checks that every acknowledged write
+// is on every replica.
+func TestProcessCrashDurability(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns replica processes; skipped with -short")
+	}
+	const (
+		tick           = 300 * time.Millisecond
+		writersPerProc = 4
+		ackedBefore    = 500 // acknowledged writes before the leader is killed
+		ackedAfter     = 500 // more, through the survivors, before the full crash
+		phaseTimeout   = 60 * time.Second
+	)
+	began := time.Now()
+	logf := func(format string, args ...any) {
+		t.Helper()
+		t.Logf("[%5.1fs] "+format, append([]any{time.Since(began).Seconds()}, args...)...)
+	}
+	pc := newProcessCluster(t, 3, tick)
+	for _, p := range pc.procs {
+		pc.start(p)
+	}
+	logf("leader %s elected", pc.waitLeader(pc.procs, phaseTimeout).spec.ID)
+
+	// The parent of every load node.
+	pc.poll(phaseTimeout, "/load created", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		code, _, err := pc.do(ctx, http.MethodPost, pc.procs[0], "create", url.Values{"path": {"/load"}}, "")
+		return err == nil && (code == http.StatusOK || code == http.StatusConflict)
+	})
+
+	acks := &ackLog{acked: map[string]string{}}
+	loadCtx, stopLoad := context.WithCancel(context.Background())
+	var writers sync.WaitGroup
+	defer func() {
+		stopLoad()
+		writers.Wait()
+	}()
+	for _, p := range pc.procs {
+		for w := range writersPerProc {
+			writers.Add(1)
+			go func() {
+				defer writers.Done()
+				for seq := 0; loadCtx.Err() == nil && p.alive.Load(); seq++ {
+					path := fmt.Sprintf("/load/r%s-w%d-%06d", p.spec.ID, w, seq)
+					data := "data of " + path
+					code, _, err := pc.do(loadCtx, http.MethodPost, p, "create", url.Values{"path": {path}}, data)
+					switch {
+					case err == nil && code == http.StatusOK:
+						acks.ack(path, data)
+					case err == nil && code == http.StatusConflict:
+						acks.conflict.Add(1)
+					default:
+						acks.unknown.Add(1)
+					}
+				}
+			}()
+		}
+	}
+
+	pc.poll(phaseTimeout, fmt.Sprintf("%d acknowledged writes", ackedBefore), func() bool {
+		return acks.count.Load() >= ackedBefore
+	})
+	leader := pc.waitLeader(pc.procs, phaseTimeout)
+	pc.kill(leader)
+	killedAt := acks.count.Load()
+	logf("killed leader %s after %d acknowledged writes", leader.spec.ID, killedAt)
+
+	var survivors []*replicaProc
+	for _, p := range pc.procs {
+		if p != leader {
+			survivors = append(survivors, p)
+		}
+	}
+	newLeader := pc.waitLeader(survivors, phaseTimeout)
+	logf("replica %s took over", newLeader.spec.ID)
+	pc.poll(phaseTimeout, fmt.Sprintf("%d acknowledged writes after the leader died", ackedAfter), func() bool {
+		return acks.count.Load() >= killedAt+ackedAfter
+	})
+	logf("%d acknowledged writes after the kill", acks.count.Load()-killedAt)
+
+	// Crash everything with writes still in flight, then stop the writers:
+	// those in flight now end with an unknown outcome and are not counted.
+	for _, p := range survivors {
+		pc.kill(p)
+	}
+	stopLoad()
+	writers.Wait()
+	logf("killed all; acknowledged %d writes; %d unknown outcomes; %d conflicts",
+		acks.count.Load(), acks.unknown.Load(), acks.conflict.Load())
+
+	for _, p := range pc.procs {
+		pc.start(p)
+	}
+	logf("restarted; leader %s elected", pc.waitLeader(pc.procs, phaseTimeout).spec.ID)
+
+	var dumps []map[string]string
+	for _, p := range pc.procs {
+		var dump map[string]string
+		pc.poll(phaseTimeout, "sync and dump of replica "+p.spec.ID, func() bool {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			code, _, err := pc.do(ctx, http.MethodPost, p, "sync", nil, "")
+			if err != nil || code != http.StatusOK {
+				return false
+			}
+			code, body, err := pc.do(ctx, http.MethodGet, p, "dump", url.Values{"path": {"/load"}}, "")
+			if err != nil || code != http.StatusOK {
+				return false
+			}
+			dump = nil
+			return json.Unmarshal([]byte(body), &dump) == nil
+		})
+		dumps = append(dumps, dump)
+	}
+
+	for i, dump := range dumps {
+		id := pc.procs[i].spec.ID
+		var missing, wrong []string
+		for path, data := range acks.acked {
+			got, ok := dump[path]
+			switch {
+			case !ok:
+				missing = append(missing, path)
+			case got != data:
+				wrong = append(wrong, path)
+			}
+		}
+		slices.Sort(missing)
+		slices.Sort(wrong)
+		if len(missing) > 0 {
+			t.Errorf("replica %s lost %d of %d acknowledged writes, e.g. %v", id, len(missing), len(acks.acked), missing[:min(5, len(missing))])
+		}
+		if len(wrong) > 0 {
+			t.Errorf("replica %s has wrong data in %d acknowledged writes, e.g. %v", id, len(wrong), wrong[:min(5, len(wrong))])
+		}
+		logf("replica %s holds %d load nodes (%d acknowledged)", id, len(dump), len(acks.acked))
+	}
+	// Synced with no writes running, all replicas must hold the same nodes,
+	// including the same choice for every write of unknown outcome.
+	for i := 1; i < len(dumps); i++ {
+		if diff := diffKeys(dumps[0], dumps[i]); diff != "" {
+			t.Errorf("replicas %s and %s differ: %s", pc.procs[0].spec.ID, pc.procs[i].spec.ID, diff)
+		}
+	}
+}
+
+// diffKeys describes how two dumps differ, or returns "".
+func diffKeys(a, b map[string]string) string {
+	var onlyA, onlyB, differ []string
+	for k, v := range a {
+		if w, ok := b[k]; !ok {
+			onlyA = append(onlyA, k)
+		} else if v != w {
+			differ = append(differ, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			onlyB = append(onlyB, k)
+		}
+	}
+	if len(onlyA)+len(onlyB)+len(differ) == 0 {
+		return ""
+	}
+	slices.Sort(onlyA)
+	slices.Sort(onlyB)
+	slices.Sort(differ)
+	return fmt.Sprintf("%d only in the first %v; %d only in the second %v; %d with different data %v",
+		len(onlyA), onlyA[:min(5, len(onlyA))], len(onlyB), onlyB[:min(5, len(onlyB))], len(differ), differ[:min(5, len(differ))])
+}
