@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -111,7 +112,26 @@ func fixupACL(acl []ACL, ids []ID) ([]ACL, error) {
 			return nil, fmt.Errorf("%w: unknown scheme %q", ErrInvalidACL, a.Scheme)
 		}
 	}
-	return dedupACL(out), nil
+	return internACL(dedupACL(out)), nil
+}
+
+// commonACLs are private copies: the exported OpenACL and ReadACL could be
+// modified by a caller, these are never handed out.
+var commonACLs = [][]ACL{
+	{{PermAll, ID{"world", "anyone"}}},
+	{{PermRead, ID{"world", "anyone"}}},
+}
+
+// internACL shares one slice among all nodes with the same common ACL: most
+// trees use world:anyone everywhere, and a copy per node costs ~50 bytes.
+// ACL slices in the tree are never modified in place.
+func internACL(acl []ACL) []ACL {
+	for _, common := range commonACLs {
+		if slices.Equal(acl, common) {
+			return common
+		}
+	}
+	return acl
 }
 
 func dedupACL(acl []ACL) []ACL {

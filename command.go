@@ -89,7 +89,7 @@ func encodeOp(e *enc, op Op) {
 		// nil from an empty list, which ZooKeeper refuses with ErrInvalidACL.
 		acl := o.ACL
 		if acl == nil {
-			acl = OpenACL
+			acl = commonACLs[0] // world:anyone, ALL; immune to changes of OpenACL
 		}
 		e.u8(byte(opCreate))
 		e.str(o.Path)

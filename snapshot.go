@@ -142,7 +142,7 @@ func decodeSnapshot(b []byte) (*restoredState, error) {
 		return nil, fmt.Errorf("%w: node count %d", errCorrupt, nn)
 	}
 	for i := uint64(0); i < nn && d.err == nil; i++ {
-		n := &znode{path: d.str(), data: d.bytes(), acl: d.acl(), czxid: d.i64(), mzxid: d.i64(),
+		n := &znode{path: d.str(), data: d.bytes(), acl: internACL(d.acl()), czxid: d.i64(), mzxid: d.i64(),
 			pzxid: d.i64(), ctime: d.i64(), mtime: d.i64(), version: d.i32(), childCreates: d.i32(),
 			aversion: d.i32(), owner: d.i64(), numChildren: d.i32()}
 		if d.err != nil {

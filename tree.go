@@ -161,13 +161,13 @@ type undoEntry struct {
 
 func newTree() *tree {
 	t := &tree{nodes: btree.NewG(32, lessZnode)}
-	root := &znode{path: "/", acl: OpenACL, numChildren: 1}
+	root := &znode{path: "/", acl: internACL(OpenACL), numChildren: 1}
 	root.setKey()
-	zk := &znode{path: zookeeperPath, acl: OpenACL, numChildren: 2}
+	zk := &znode{path: zookeeperPath, acl: internACL(OpenACL), numChildren: 2}
 	zk.setKey()
-	quota := &znode{path: quotaPath, acl: OpenACL, data: []byte{}}
+	quota := &znode{path: quotaPath, acl: internACL(OpenACL), data: []byte{}}
 	quota.setKey()
-	config := &znode{path: configPath, acl: ReadACL, data: []byte{}}
+	config := &znode{path: configPath, acl: internACL(ReadACL), data: []byte{}}
 	config.setKey()
 	for _, n := range []*znode{root, zk, quota, config} {
 		t.nodes.ReplaceOrInsert(n)
