@@ -128,7 +128,9 @@ func (e *Ensemble) open() error {
 	half := cfg.TickTime / 2
 	rc.HeartbeatTimeout = half
 	rc.ElectionTimeout = half
-	rc.LeaderLeaseTimeout = half / 2
+	// A lease as long as the heartbeat timeout: a shorter one makes a leader on a
+	// busy machine step down for a single late heartbeat round.
+	rc.LeaderLeaseTimeout = half
 	rc.CommitTimeout = min(rc.CommitTimeout, half/2)
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = max(cfg.TickTime*5, time.Second)

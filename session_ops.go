@@ -451,8 +451,10 @@ func (s *Session) AddWatch(ctx context.Context, path string, mode WatchMode) (*P
 // before it is ended with ErrWatchOverflow.
 const persistentWatchBuffer = 4096
 
-// RemoveWatches removes this session's watches of the given type on path;
-// each ends with an EventNotWatching. [ErrNoWatcher] if there were none.
+// RemoveWatches removes this session's watches of the given type on path:
+// a one-shot watch's channel receives an EventNotWatching and closes; a
+// persistent watch's Events channel closes with Err() nil. [ErrNoWatcher] if
+// there were none.
 func (s *Session) RemoveWatches(ctx context.Context, path string, typ WatcherType) error {
 	if err := s.live(); err != nil {
 		return pathErr("removeWatches", path, err)

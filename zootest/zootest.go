@@ -22,7 +22,8 @@ import (
 
 // Options tune a Cluster. The zero value is a good default for tests.
 type Options struct {
-	// TickTime for every replica. Default 100ms: elections take a few hundred ms.
+	// TickTime for every replica. Default 200ms: elections take a few hundred
+	// ms, and a busy machine running tests under -race does not see spurious ones.
 	TickTime time.Duration
 	// SnapshotThreshold for every replica. Default: zoo's default.
 	SnapshotThreshold uint64
@@ -48,7 +49,7 @@ type Cluster struct {
 func New(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	if opts.TickTime == 0 {
-		opts.TickTime = 100 * time.Millisecond
+		opts.TickTime = 200 * time.Millisecond
 	}
 	c := &Cluster{t: t, opts: opts, net: memnet.New(), replicas: make([]*zoo.Ensemble, n)}
 	base := t.TempDir()
@@ -186,8 +187,9 @@ func (c *Cluster) Restart(i int) *zoo.Ensemble {
 	return c.Replica(i)
 }
 
-// AddReplica starts a new, empty replica that joins through the current
-// leader as a voter, and returns its index.
+// AddReplica starts a new, empty replica, adds it as an observer, waits until
+// it caught up with the leader, then promotes it to voter (a voter that is far
+// behind would weaken the quorum while it catches up). Returns its index.
 func (c *Cluster) AddReplica() int {
 	c.t.Helper()
 	i := len(c.ids)
@@ -201,8 +203,14 @@ func (c *Cluster) AddReplica() int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if err := c.Replica(c.WaitLeader()).AddObserver(ctx, c.ids[i], string(c.addr(i))); err != nil {
+		c.t.Fatalf("zootest: add replica %d as observer: %v", i, err)
+	}
+	if err := c.Replica(i).WaitServing(ctx); err != nil {
+		c.t.Fatalf("zootest: replica %d catching up: %v", i, err)
+	}
 	if err := c.Replica(c.WaitLeader()).AddVoter(ctx, c.ids[i], string(c.addr(i))); err != nil {
-		c.t.Fatalf("zootest: add replica %d: %v", i, err)
+		c.t.Fatalf("zootest: promote replica %d: %v", i, err)
 	}
 	return i
 }
