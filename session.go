@@ -37,6 +37,7 @@ type SessionOption func(*sessionOptions)
 
 type sessionOptions struct {
 	timeout time.Duration
+	watcher Watcher
 }
 
 // WithSessionTimeout asks for a session timeout; it is negotiated into the
@@ -64,7 +65,20 @@ type Session struct {
 	state SessionState
 	err   error
 	done  chan struct{}
+
+	sink *sessionSink // nil unless created WithWatcher
 }
+
+func newSessionHandle(e *Ensemble, id int64, timeout time.Duration, password []byte, o sessionOptions) *Session {
+	s := &Session{e: e, id: id, timeout: timeout, password: password, state: StateConnected,
+		done: make(chan struct{})}
+	if o.watcher != nil {
+		s.sink = &sessionSink{owner: s, w: o.watcher}
+	}
+	return s
+}
+
+func msDuration(ms int32) time.Duration { return time.Duration(ms) * time.Millisecond }
 
 // NewSession creates a session on this replica. It is a replicated write, so it
 // needs a serving quorum.
@@ -85,8 +99,7 @@ func (e *Ensemble) NewSession(ctx context.Context, opts ...SessionOption) (*Sess
 	if res.err != nil {
 		return nil, fmt.Errorf("zoo: create session: %w", res.err)
 	}
-	s := &Session{e: e, id: res.sessionID, timeout: timeout, password: pw, state: StateConnected,
-		done: make(chan struct{})}
+	s := newSessionHandle(e, res.sessionID, timeout, pw, o)
 	e.mu.Lock()
 	if e.closed.Load() {
 		e.mu.Unlock()

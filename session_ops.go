@@ -201,7 +201,7 @@ func (s *Session) Get(ctx context.Context, path string) ([]byte, Stat, error) {
 // GetW is [Session.Get] that also sets a one-shot data watch: the channel gets
 // NodeDataChanged or NodeDeleted, once, then closes.
 func (s *Session) GetW(ctx context.Context, path string) ([]byte, Stat, <-chan Event, error) {
-	w := newOneShotWatch(s.id)
+	w := s.oneShotWatch()
 	data, st, err := s.get(ctx, path, w)
 	if err != nil {
 		return nil, Stat{}, nil, err
@@ -209,7 +209,7 @@ func (s *Session) GetW(ctx context.Context, path string) ([]byte, Stat, <-chan E
 	return data, st, w.ch, nil
 }
 
-func (s *Session) get(ctx context.Context, path string, w *oneShotWatch) (data []byte, st Stat, err error) {
+func (s *Session) get(ctx context.Context, path string, w watcher) (data []byte, st Stat, err error) {
 	err = s.read(ctx, "get", path, func(t *tree) error {
 		n := t.get(path)
 		if n == nil {
@@ -238,7 +238,7 @@ func (s *Session) Exists(ctx context.Context, path string) (bool, Stat, error) {
 // ExistsW is [Session.Exists] that also sets a one-shot watch, even when the
 // node is absent: NodeCreated, NodeDataChanged or NodeDeleted, once.
 func (s *Session) ExistsW(ctx context.Context, path string) (bool, Stat, <-chan Event, error) {
-	w := newOneShotWatch(s.id)
+	w := s.oneShotWatch()
 	ok, st, err := s.exists(ctx, path, w)
 	if err != nil {
 		return false, Stat{}, nil, err
@@ -246,7 +246,7 @@ func (s *Session) ExistsW(ctx context.Context, path string) (bool, Stat, <-chan 
 	return ok, st, w.ch, nil
 }
 
-func (s *Session) exists(ctx context.Context, path string, w *oneShotWatch) (ok bool, st Stat, err error) {
+func (s *Session) exists(ctx context.Context, path string, w watcher) (ok bool, st Stat, err error) {
 	err = s.read(ctx, "exists", path, func(t *tree) error {
 		n := t.get(path)
 		if n != nil {
@@ -271,7 +271,7 @@ func (s *Session) Children(ctx context.Context, path string) ([]string, Stat, er
 // ChildrenW is [Session.Children] that also sets a one-shot child watch:
 // NodeChildrenChanged, or NodeDeleted if the node itself goes.
 func (s *Session) ChildrenW(ctx context.Context, path string) ([]string, Stat, <-chan Event, error) {
-	w := newOneShotWatch(s.id)
+	w := s.oneShotWatch()
 	names, st, err := s.children(ctx, path, w)
 	if err != nil {
 		return nil, Stat{}, nil, err
@@ -279,7 +279,7 @@ func (s *Session) ChildrenW(ctx context.Context, path string) ([]string, Stat, <
 	return names, st, w.ch, nil
 }
 
-func (s *Session) children(ctx context.Context, path string, w *oneShotWatch) (names []string, st Stat, err error) {
+func (s *Session) children(ctx context.Context, path string, w watcher) (names []string, st Stat, err error) {
 	err = s.read(ctx, "children", path, func(t *tree) error {
 		n := t.get(path)
 		if n == nil {
@@ -432,7 +432,7 @@ func (s *Session) AddWatch(ctx context.Context, path string, mode WatchMode) (*P
 	if mode != WatchPersistent && mode != WatchPersistentRecursive {
 		return nil, pathErr("addWatch", path, fmt.Errorf("%w: unknown watch mode %d", ErrBadArguments, mode))
 	}
-	w := &PersistentWatch{sess: s.id, path: path, mode: mode, ch: make(chan Event, persistentWatchBuffer)}
+	w := &PersistentWatch{sess: s.id, owner: s, path: path, mode: mode, ch: make(chan Event, persistentWatchBuffer)}
 	err := s.read(ctx, "addWatch", path, func(*tree) error {
 		if mode == WatchPersistent {
 			s.e.watches.add(tablePersistent, path, w)
@@ -482,4 +482,11 @@ func (s *Session) Sync(ctx context.Context, path string) error {
 		return pathErr("sync", path, ErrClosed)
 	}
 	return pathErr("sync", path, err)
+}
+
+// oneShotWatch makes a GetW-style watch owned by this handle.
+func (s *Session) oneShotWatch() *oneShotWatch {
+	w := newOneShotWatch(s.id)
+	w.owner = s
+	return w
 }

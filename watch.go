@@ -218,21 +218,8 @@ func (r *watchRegistry) removeWatcher(w watcher) {
 func (r *watchRegistry) remove(session int64, path string, typ WatcherType, reason error) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var tables []watchTable
-	switch typ {
-	case WatcherChildren:
-		tables = []watchTable{tableChild}
-	case WatcherData:
-		tables = []watchTable{tableData}
-	case WatcherAny:
-		tables = []watchTable{tableData, tableChild, tablePersistent, tableRecursive}
-	case WatcherPersistent:
-		tables = []watchTable{tablePersistent}
-	case WatcherPersistentRecursive:
-		tables = []watchTable{tableRecursive}
-	}
 	found := false
-	for _, t := range tables {
+	for _, t := range tablesFor(typ) {
 		for w := range r.tables[t][path] {
 			if w.session() != session {
 				continue
@@ -243,6 +230,23 @@ func (r *watchRegistry) remove(session int64, path string, typ WatcherType, reas
 		}
 	}
 	return found
+}
+
+// tablesFor maps a WatcherType onto the tables it names.
+func tablesFor(typ WatcherType) []watchTable {
+	switch typ {
+	case WatcherChildren:
+		return []watchTable{tableChild}
+	case WatcherData:
+		return []watchTable{tableData}
+	case WatcherAny:
+		return []watchTable{tableData, tableChild, tablePersistent, tableRecursive}
+	case WatcherPersistent:
+		return []watchTable{tablePersistent}
+	case WatcherPersistentRecursive:
+		return []watchTable{tableRecursive}
+	}
+	return nil
 }
 
 // removeSession ends every watch of a session (closed or expired).
@@ -264,6 +268,7 @@ func (r *watchRegistry) removeSession(session int64, reason error) {
 // oneShotWatch is a GetW/ExistsW/ChildrenW watch: a channel of one event, then closed.
 type oneShotWatch struct {
 	sess  int64
+	owner *Session
 	ch    chan Event
 	fired bool // guarded by the registry lock
 }
@@ -271,6 +276,8 @@ type oneShotWatch struct {
 func newOneShotWatch(session int64) *oneShotWatch {
 	return &oneShotWatch{sess: session, ch: make(chan Event, 1)}
 }
+
+func (w *oneShotWatch) handle() *Session { return w.owner }
 
 func (w *oneShotWatch) session() int64 { return w.sess }
 
@@ -287,7 +294,8 @@ func (w *oneShotWatch) notify(ev Event) bool {
 // removed, the session ends, or its consumer falls more than the buffer behind,
 // in which case Events is closed and Err returns [ErrWatchOverflow].
 type PersistentWatch struct {
-	sess int64
+	sess  int64
+	owner *Session
 	path string
 	mode WatchMode
 	ch   chan Event
@@ -307,6 +315,40 @@ func (w *PersistentWatch) Err() error {
 }
 
 func (w *PersistentWatch) session() int64 { return w.sess }
+func (w *PersistentWatch) handle() *Session { return w.owner }
+
+// handleOwned is implemented by watchers that belong to one Session handle,
+// so that detaching a handle ends exactly its watches.
+type handleOwned interface{ handle() *Session }
+
+// removeHandle ends, without events, every watch owned by handle h.
+func (r *watchRegistry) removeHandle(h *Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for t := range r.tables {
+		for path, m := range r.tables[t] {
+			for w := range m {
+				if o, ok := w.(handleOwned); ok && o.handle() == h {
+					r.drop(watchTable(t), path, w)
+				}
+			}
+		}
+	}
+}
+
+// has reports whether handle h has a watch of typ on path.
+func (r *watchRegistry) has(h *Session, path string, typ WatcherType) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, t := range tablesFor(typ) {
+		for w := range r.tables[t][path] {
+			if o, ok := w.(handleOwned); ok && o.handle() == h {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 func (w *PersistentWatch) notify(ev Event) bool {
 	w.mu.Lock()

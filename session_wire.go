@@ -1,0 +1,251 @@
+package zoo
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+)
+
+// This file is the seam for protocol servers (the ZooKeeper wire server in
+// zkwire): sessions that outlive one connection and can move between
+// replicas, and watches delivered to one per-session Watcher in apply order,
+// as ZooKeeper delivers them to one connection.
+
+// Watcher receives the events of a session's watched reads ([Session.GetWatched]
+// and friends). Notify is called from the replica's apply loop, in zxid order,
+// while a lock is held: it must not block and must not call into zoo.
+// One notification per (path, event type) reaches a Watcher, however many
+// watches on that path fired, as ZooKeeper does for one connection.
+type Watcher interface {
+	Notify(Event)
+}
+
+// WithWatcher gives the session a Watcher for GetWatched, ExistsWatched,
+// ChildrenWatched, AddSessionWatch and SetWatches.
+func WithWatcher(w Watcher) SessionOption {
+	return func(o *sessionOptions) { o.watcher = w }
+}
+
+// errNoWatcher: a watched call on a session without a Watcher.
+var errNoWatcher = fmt.Errorf("%w: session has no Watcher (see WithWatcher)", ErrBadArguments)
+
+// sessionSink adapts a session's Watcher to the registry. There is one per
+// Session handle, so the registry's per-watcher dedup gives ZooKeeper's
+// one-notification-per-connection rule.
+type sessionSink struct {
+	owner *Session
+	w     Watcher
+}
+
+func (k *sessionSink) session() int64   { return k.owner.id }
+func (k *sessionSink) handle() *Session { return k.owner }
+func (k *sessionSink) notify(ev Event) bool {
+	if ev.Type != EventNotWatching { // ZooKeeper servers never send these
+		k.w.Notify(ev)
+	}
+	return true
+}
+
+func (s *Session) watchSink() (watcher, error) {
+	if s.sink == nil {
+		return nil, errNoWatcher
+	}
+	return s.sink, nil
+}
+
+// GetWatched is Get that sets a data watch reported to the session's Watcher.
+func (s *Session) GetWatched(ctx context.Context, path string) ([]byte, Stat, error) {
+	w, err := s.watchSink()
+	if err != nil {
+		return nil, Stat{}, pathErr("get", path, err)
+	}
+	return s.get(ctx, path, w)
+}
+
+// ExistsWatched is Exists that sets a watch (even on an absent node) reported
+// to the session's Watcher.
+func (s *Session) ExistsWatched(ctx context.Context, path string) (bool, Stat, error) {
+	w, err := s.watchSink()
+	if err != nil {
+		return false, Stat{}, pathErr("exists", path, err)
+	}
+	return s.exists(ctx, path, w)
+}
+
+// ChildrenWatched is Children that sets a child watch reported to the session's Watcher.
+func (s *Session) ChildrenWatched(ctx context.Context, path string) ([]string, Stat, error) {
+	w, err := s.watchSink()
+	if err != nil {
+		return nil, Stat{}, pathErr("children", path, err)
+	}
+	return s.children(ctx, path, w)
+}
+
+// AddSessionWatch adds a persistent watch reported to the session's Watcher.
+func (s *Session) AddSessionWatch(ctx context.Context, path string, mode WatchMode) error {
+	w, err := s.watchSink()
+	if err != nil {
+		return pathErr("addWatch", path, err)
+	}
+	table := tablePersistent
+	switch mode {
+	case WatchPersistent:
+	case WatchPersistentRecursive:
+		table = tableRecursive
+	default:
+		return pathErr("addWatch", path, fmt.Errorf("%w: unknown watch mode %d", ErrBadArguments, mode))
+	}
+	return s.read(ctx, "addWatch", path, func(*tree) error {
+		s.e.watches.add(table, path, w)
+		return nil
+	})
+}
+
+// HasWatches reports whether this session handle has a watch of typ on path
+// (ZooKeeper's checkWatches).
+func (s *Session) HasWatches(path string, typ WatcherType) bool {
+	return s.e.watches.has(s, path, typ)
+}
+
+// WatchSet is what a reconnecting client asks to re-arm (ZooKeeper's SetWatches2).
+type WatchSet struct {
+	RelativeZxid int64 // the last zxid the client saw
+	Data         []string
+	Exist        []string
+	Child        []string
+	Persistent   []string
+	Recursive    []string
+}
+
+// SetWatches re-arms a reconnecting client's watches on this session's Watcher
+// and reports at once, to the Watcher, what it missed since RelativeZxid
+// (ZooKeeper's DataTree.setWatches rules). All of it happens against one view
+// of the tree, so nothing can slip between the check and the re-arming.
+func (s *Session) SetWatches(ctx context.Context, ws WatchSet) error {
+	w, err := s.watchSink()
+	if err != nil {
+		return err
+	}
+	if err := s.live(); err != nil {
+		return err
+	}
+	if !s.e.serving() {
+		return ErrNotServing
+	}
+	zxid := int64(s.e.fsm.appliedIndex())
+	s.e.fsm.mu.RLock()
+	defer s.e.fsm.mu.RUnlock()
+	t := s.e.fsm.tree
+	fire := func(typ EventType, p string) { w.notify(Event{Type: typ, Path: p, Zxid: zxid}) }
+	for _, p := range ws.Data {
+		switch n := t.get(p); {
+		case n == nil:
+			fire(EventNodeDeleted, p)
+		case n.mzxid > ws.RelativeZxid:
+			fire(EventNodeDataChanged, p)
+		default:
+			s.e.watches.add(tableData, p, w)
+		}
+	}
+	for _, p := range ws.Exist {
+		if t.get(p) != nil {
+			fire(EventNodeCreated, p)
+		} else {
+			s.e.watches.add(tableData, p, w)
+		}
+	}
+	for _, p := range ws.Child {
+		switch n := t.get(p); {
+		case n == nil:
+			fire(EventNodeDeleted, p)
+		case n.pzxid > ws.RelativeZxid:
+			fire(EventNodeChildrenChanged, p)
+		default:
+			s.e.watches.add(tableChild, p, w)
+		}
+	}
+	for _, p := range ws.Persistent {
+		s.e.watches.add(tablePersistent, p, w)
+	}
+	for _, p := range ws.Recursive {
+		s.e.watches.add(tableRecursive, p, w)
+	}
+	return nil
+}
+
+// Password returns the session's 16-byte password: with the ID it lets a
+// client resume the session on any replica ([Ensemble.ResumeSession]).
+func (s *Session) Password() []byte { return append([]byte(nil), s.password...) }
+
+// AuthIDs returns the identities the session authenticated as (ZooKeeper's whoAmI).
+func (s *Session) AuthIDs() []ID { return s.authIDs() }
+
+// ResumeSession takes over a live session on this replica, as a ZooKeeper
+// client reconnecting to another server does. A wrong password, or a session
+// that expired or closed, is [ErrSessionExpired]. The session's previous handle
+// on this replica, if any, is detached. Watches are not carried over: the
+// client re-arms them ([Session.SetWatches]).
+func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte, opts ...SessionOption) (*Session, error) {
+	if e.closed.Load() {
+		return nil, ErrClosed
+	}
+	if !e.serving() {
+		return nil, ErrNotServing
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	o := sessionOptions{}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	e.fsm.mu.RLock()
+	entry := e.fsm.sessions[id]
+	var timeout int32
+	var pw []byte
+	if entry != nil {
+		timeout, pw = entry.timeout, entry.password
+	}
+	e.fsm.mu.RUnlock()
+	if entry == nil || subtle.ConstantTimeCompare(pw, password) != 1 {
+		return nil, ErrSessionExpired
+	}
+	s := newSessionHandle(e, id, msDuration(timeout), pw, o)
+	e.mu.Lock()
+	old := e.sessions[id]
+	e.sessions[id] = s
+	e.mu.Unlock()
+	if old != nil {
+		old.detach(ErrSessionMoved)
+	}
+	e.tracker.touch([]int64{id})
+	if !e.fsm.hasSession(id) { // expired while we looked
+		e.sessionsEnded([]endedSession{{id: id, expired: true}})
+		return nil, ErrSessionExpired
+	}
+	return s, nil
+}
+
+// Detach lets go of this handle without closing the session, as a ZooKeeper
+// server does when a client's connection drops: the handle's watches end, this
+// replica stops reporting the session alive, and the session expires after its
+// timeout unless a client resumes it. Later calls on the handle return ErrClosed.
+func (s *Session) Detach() { s.detach(ErrClosed) }
+
+func (s *Session) detach(reason error) {
+	s.e.mu.Lock()
+	if s.e.sessions[s.id] == s {
+		delete(s.e.sessions, s.id)
+	}
+	s.e.mu.Unlock()
+	s.mu.Lock()
+	if s.err == nil {
+		s.err, s.state = reason, StateClosed
+		close(s.done)
+	}
+	s.mu.Unlock()
+	s.e.watches.removeHandle(s)
+}
+
+// LastZxid returns the zxid of the last transaction this replica applied.
+func (e *Ensemble) LastZxid() int64 { return int64(e.fsm.appliedIndex()) }
