@@ -296,12 +296,12 @@ func (w *oneShotWatch) notify(ev Event) bool {
 type PersistentWatch struct {
 	sess  int64
 	owner *Session
-	path string
-	mode WatchMode
-	ch   chan Event
-	mu   sync.Mutex // guards err, closed
-	err  error
-	done bool
+	path  string
+	mode  WatchMode
+	ch    chan Event
+	mu    sync.Mutex // guards err, closed
+	err   error
+	done  bool
 }
 
 // Events delivers the watch's events in zxid order; it is closed when the watch ends.
@@ -314,7 +314,7 @@ func (w *PersistentWatch) Err() error {
 	return w.err
 }
 
-func (w *PersistentWatch) session() int64 { return w.sess }
+func (w *PersistentWatch) session() int64   { return w.sess }
 func (w *PersistentWatch) handle() *Session { return w.owner }
 
 // handleOwned is implemented by watchers that belong to one Session handle,
