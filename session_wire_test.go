@@ -86,6 +86,10 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 	if err := r2.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Another replica may not have applied the close yet: catch it up first.
+	if err := c.Replica(f[0]).WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Replica(f[0]).ResumeSession(ctx, id, pw); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("closed session: got %v, want ErrSessionExpired", err)
 	}
