@@ -1,0 +1,52 @@
+// Command zoo runs zoo as a standalone ZooKeeper-compatible server and talks to
+// one, the way ZooKeeper's own scripts do:
+//
+//	zoo server --config zoo.cfg        # like zkServer.sh start-foreground
+//	zoo status --config zoo.cfg        # like zkServer.sh status: "Mode: leader"
+//	zoo status -server host:port
+//	zoo version
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "server":
+		return serverCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "zoo", version)
+		return 0
+	case "help", "-h", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "zoo: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+// version is what srvr and envi report, in ZooKeeper's form.
+const version = "3.9.4-zoo"
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  zoo server --config zoo.cfg     run a replica as described by a ZooKeeper zoo.cfg (+ dataDir/myid)
+  zoo status --config zoo.cfg     print this server's mode, like zkServer.sh status
+  zoo status -server host:port    the same for any server
+  zoo version
+`)
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/zoocfg"
+	"github.com/zooraft/zoo/zkwire"
+)
+
+// serverCmd runs one replica plus its ZooKeeper client port until SIGTERM or SIGINT.
+func serverCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("zoo server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "zoo.cfg", "ZooKeeper-style config file")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	cfg, err := zoocfg.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo:", err)
+		return 2
+	}
+	for _, w := range cfg.Warnings {
+		logger.Warn(w)
+	}
+	zcfg, err := ensembleConfig(cfg, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo:", err)
+		return 2
+	}
+	ens, err := zoo.Open(zcfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo:", err)
+		return 1
+	}
+	defer ens.Close()
+
+	srv, err := zkwire.NewServer(ens, zkwire.Config{
+		MaxClientCnxns:       maxCnxns(cfg.MaxClientCnxns),
+		FourLetterWords:      cfg.FourLetterWords,
+		ExtendedTypesEnabled: cfg.ExtendedTypesEnabled,
+		Logger:               logger,
+		Version:              version,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo:", err)
+		return 1
+	}
+	clientAddr := net.JoinHostPort(cfg.ClientPortAddress, strconv.Itoa(cfg.ClientPort))
+	ln, err := net.Listen("tcp", clientAddr)
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo: client port:", err)
+		return 1
+	}
+	logger.Info("zoo: serving ZooKeeper clients", "addr", ln.Addr().String(), "replica", zcfg.ID, "peers", len(zcfg.Peers))
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		logger.Info("zoo: shutting down", "signal", s.String())
+	case err := <-served:
+		if err != nil && !errors.Is(err, zkwire.ErrServerClosed) {
+			fmt.Fprintln(stderr, "zoo:", err)
+			return 1
+		}
+	}
+	srv.Close()
+	if err := ens.Close(); err != nil {
+		fmt.Fprintln(stderr, "zoo: close:", err)
+		return 1
+	}
+	return 0
+}
+
+// maxCnxns maps zoo.cfg's maxClientCnxns (0 = unlimited) onto zkwire's (negative = unlimited).
+func maxCnxns(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// ensembleConfig maps a zoo.cfg onto a replica's Config. Raft and zoo's peer
+// RPC use the quorum port of this server's server.N line; the election port
+// is not used (raft elects on the same connection).
+func ensembleConfig(cfg *zoocfg.Config, logger *slog.Logger) (zoo.Config, error) {
+	minTO, maxTO := cfg.SessionTimeouts()
+	z := zoo.Config{
+		ID:                "1",
+		Dir:               cfg.DataDir,
+		TickTime:          cfg.TickTime,
+		MinSessionTimeout: minTO,
+		MaxSessionTimeout: maxTO,
+		SnapshotsRetained: cfg.AutopurgeSnapRetainCount,
+		SuperDigest:       cfg.SuperDigest,
+		Logger:            logger,
+	}
+	if !cfg.Distributed() {
+		return z, nil
+	}
+	self, ok := cfg.Self()
+	if !ok {
+		return z, fmt.Errorf("myid %q matches no server.N line", cfg.MyID)
+	}
+	z.ID = self.ID
+	z.BindAddr = net.JoinHostPort(self.Host, strconv.Itoa(self.QuorumPort))
+	for _, s := range cfg.Servers {
+		z.Peers = append(z.Peers, zoo.Peer{ID: s.ID, Addr: net.JoinHostPort(s.Host, strconv.Itoa(s.QuorumPort)), Observer: s.Observer})
+	}
+	return z, nil
+}
+
+// dialTimeout bounds status probes.
+const dialTimeout = 5 * time.Second
