@@ -16,6 +16,11 @@ import (
 // while a lock is held: it must not block and must not call into zoo.
 // One notification per (path, event type) reaches a Watcher, however many
 // watches on that path fired, as ZooKeeper does for one connection.
+//
+// One event is not ZooKeeper's: EventNotWatching with Err [ErrWatchReset]
+// says the replica had to install a snapshot and the session's persistent
+// watches ended; the owner must re-arm them (a wire server drops the
+// connection, and the client re-sends its watches with setWatches).
 type Watcher interface {
 	Notify(Event)
 }
@@ -40,7 +45,8 @@ type sessionSink struct {
 func (k *sessionSink) session() int64   { return k.owner.id }
 func (k *sessionSink) handle() *Session { return k.owner }
 func (k *sessionSink) notify(ev Event) bool {
-	if ev.Type != EventNotWatching { // ZooKeeper servers never send these
+	// ZooKeeper servers never send NotWatching, but a reset must not go unseen.
+	if ev.Type != EventNotWatching || ev.Err == ErrWatchReset {
 		k.w.Notify(ev)
 	}
 	return true
@@ -246,6 +252,10 @@ func (s *Session) detach(reason error) {
 	s.mu.Unlock()
 	s.e.watches.removeHandle(s)
 }
+
+// Serving reports whether this replica is part of a working quorum (it knows a
+// leader). Cheap enough to poll.
+func (e *Ensemble) Serving() bool { return e.serving() }
 
 // LastZxid returns the zxid of the last transaction this replica applied.
 func (e *Ensemble) LastZxid() int64 { return int64(e.fsm.appliedIndex()) }

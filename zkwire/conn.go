@@ -129,6 +129,12 @@ func (c *conn) finish() {
 // Notify implements zoo.Watcher: it queues a watch notification and never
 // blocks. Called from the replica's apply loop.
 func (c *conn) Notify(ev zoo.Event) {
+	if ev.Type == zoo.EventNotWatching {
+		// The replica installed a snapshot and ended our persistent watches:
+		// drop the connection so the client resumes and re-sends them.
+		c.finish()
+		return
+	}
 	zxid := ev.Zxid
 	if zxid <= 0 {
 		zxid = -1

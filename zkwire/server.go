@@ -333,8 +333,7 @@ func (s *Server) monitorServing() {
 			return
 		case <-tk.C:
 		}
-		st, err := s.ens.Status()
-		serving := err == nil && st.Serving
+		serving := s.ens.Serving()
 		s.serving.Store(serving)
 		switch {
 		case serving:
