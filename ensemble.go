@@ -459,19 +459,14 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		e.nudgeFollowers(res.index)
 		return encodeResult(res), nil
 	case rpcTouch:
-		d := &dec{b: payload}
-		n := d.count(8)
-		ids := make([]int64, 0, n)
-		for i := 0; i < n; i++ {
-			ids = append(ids, d.i64())
-		}
-		if d.err != nil {
-			return nil, ErrMarshallingError
+		touches, err := decodeTouches(payload)
+		if err != nil {
+			return nil, err
 		}
 		if e.raft.State() != raft.Leader {
 			return nil, errNotLeader
 		}
-		e.tracker.touch(ids)
+		e.tracker.touch(touches)
 		return nil, nil
 	case rpcSyncIndex:
 		idx, err := e.leaderSyncIndex()

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,7 @@ type SessionOption func(*sessionOptions)
 type sessionOptions struct {
 	timeout time.Duration
 	watcher Watcher
+	client  bool // liveness follows Touch calls
 }
 
 // WithSessionTimeout asks for a session timeout; it is negotiated into the
@@ -67,6 +69,22 @@ type Session struct {
 	done  chan struct{}
 
 	sink *sessionSink // nil unless created WithWatcher
+
+	// With WithClientLiveness, the session lives only while its client is
+	// heard from: heard is the last Touch, in ns of monotonic time since born.
+	clientLive bool
+	born       time.Time
+	heard      atomic.Int64
+}
+
+// idle says how long ago the session's client was last heard from, and
+// whether the session should be reported alive at all.
+func (s *Session) idle(now time.Time) (time.Duration, bool) {
+	if !s.clientLive {
+		return 0, true
+	}
+	idle := now.Sub(s.born) - time.Duration(s.heard.Load())
+	return max(idle, 0), idle < s.timeout
 }
 
 func newSessionHandle(e *Ensemble, id int64, timeout time.Duration, password []byte, o sessionOptions) *Session {
@@ -75,6 +93,7 @@ func newSessionHandle(e *Ensemble, id int64, timeout time.Duration, password []b
 	if o.watcher != nil {
 		s.sink = &sessionSink{owner: s, w: o.watcher}
 	}
+	s.clientLive, s.born = o.client, time.Now()
 	return s
 }
 
@@ -111,7 +130,7 @@ func (e *Ensemble) NewSession(ctx context.Context, opts ...SessionOption) (*Sess
 	if !e.fsm.hasSession(s.id) {
 		e.sessionsEnded([]endedSession{{id: s.id, expired: true}})
 	}
-	e.tracker.touch([]int64{s.id})
+	e.tracker.touch([]sessionTouch{{id: s.id}})
 	return s, nil
 }
 

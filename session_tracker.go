@@ -27,18 +27,52 @@ func newSessionTracker(e *Ensemble) *sessionTracker {
 	return &sessionTracker{e: e, deadline: map[int64]time.Time{}, expiring: map[int64]bool{}}
 }
 
-// touch renews sessions reported alive.
-func (t *sessionTracker) touch(ids []int64) {
+// sessionTouch reports one session alive; idle is how long ago its client was
+// last heard from (0 for embedded sessions, which live as long as their handle).
+type sessionTouch struct {
+	id   int64
+	idle time.Duration
+}
+
+// touch renews sessions reported alive: each now expires a full timeout after
+// its client was last heard from, never earlier than already granted.
+func (t *sessionTracker) touch(touches []sessionTouch) {
 	now := time.Now()
 	t.e.fsm.mu.RLock()
 	t.mu.Lock()
-	for _, id := range ids {
-		if s := t.e.fsm.sessions[id]; s != nil && t.leading {
-			t.deadline[id] = now.Add(time.Duration(s.timeout) * time.Millisecond)
+	for _, tc := range touches {
+		if s := t.e.fsm.sessions[tc.id]; s != nil && t.leading {
+			dl := now.Add(time.Duration(s.timeout)*time.Millisecond - tc.idle)
+			if dl.After(t.deadline[tc.id]) {
+				t.deadline[tc.id] = dl
+			}
 		}
 	}
 	t.mu.Unlock()
 	t.e.fsm.mu.RUnlock()
+}
+
+func encodeTouches(touches []sessionTouch) []byte {
+	b := &enc{}
+	b.u32(uint32(len(touches)))
+	for _, tc := range touches {
+		b.i64(tc.id)
+		b.i64(tc.idle.Milliseconds())
+	}
+	return b.b
+}
+
+func decodeTouches(p []byte) ([]sessionTouch, error) {
+	d := &dec{b: p}
+	n := d.count(16)
+	out := make([]sessionTouch, 0, n)
+	for i := 0; i < n; i++ {
+		out = append(out, sessionTouch{id: d.i64(), idle: time.Duration(d.i64()) * time.Millisecond})
+	}
+	if d.err != nil {
+		return nil, ErrMarshallingError
+	}
+	return out, nil
 }
 
 // run checks for expired sessions every half tick while this replica leads.
@@ -120,28 +154,27 @@ func (e *Ensemble) touchLoop() {
 			return
 		case <-tick.C:
 		}
+		now := time.Now()
 		e.mu.Lock()
-		ids := make([]int64, 0, len(e.sessions))
-		for id := range e.sessions {
-			ids = append(ids, id)
+		touches := make([]sessionTouch, 0, len(e.sessions))
+		for id, s := range e.sessions {
+			idle, ok := s.idle(now)
+			if ok {
+				touches = append(touches, sessionTouch{id: id, idle: idle})
+			}
 		}
 		e.mu.Unlock()
-		if len(ids) == 0 {
+		if len(touches) == 0 {
 			continue
 		}
 		addr, id := e.raft.LeaderWithID()
 		switch {
 		case id == "":
 		case id == raft.ServerID(e.cfg.ID):
-			e.tracker.touch(ids)
+			e.tracker.touch(touches)
 		default:
-			b := &enc{}
-			b.u32(uint32(len(ids)))
-			for _, s := range ids {
-				b.i64(s)
-			}
 			ctx, cancel := context.WithTimeout(e.ctx, e.cfg.TickTime/2)
-			_, err := e.client(addr).Call(ctx, rpcTouch, b.b)
+			_, err := e.client(addr).Call(ctx, rpcTouch, encodeTouches(touches))
 			cancel()
 			if err != nil {
 				e.logger.Debug("zoo: touch failed", "leader", addr, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"time"
 )
 
 // This file is the seam for protocol servers (the ZooKeeper wire server in
@@ -29,6 +30,20 @@ type Watcher interface {
 // ChildrenWatched, AddSessionWatch and SetWatches.
 func WithWatcher(w Watcher) SessionOption {
 	return func(o *sessionOptions) { o.watcher = w }
+}
+
+// WithClientLiveness ties the session's life to its client's activity, as a
+// ZooKeeper server does: the session is reported alive only while
+// [Session.Touch] was called within its timeout, and expires a timeout after
+// the last Touch. Without it, a session lives as long as its handle.
+func WithClientLiveness() SessionOption {
+	return func(o *sessionOptions) { o.client = true }
+}
+
+// Touch records that the session's client was just heard from (any request
+// or ping). Cheap: an atomic store.
+func (s *Session) Touch() {
+	s.heard.Store(int64(time.Since(s.born)))
 }
 
 // errNoWatcher: a watched call on a session without a Watcher.
@@ -224,7 +239,7 @@ func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte,
 	if old != nil {
 		old.detach(ErrSessionMoved)
 	}
-	e.tracker.touch([]int64{id})
+	e.tracker.touch([]sessionTouch{{id: id}})
 	if !e.fsm.hasSession(id) { // expired while we looked
 		e.sessionsEnded([]endedSession{{id: id, expired: true}})
 		return nil, ErrSessionExpired

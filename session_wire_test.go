@@ -227,3 +227,47 @@ func stripZxid(evs []zoo.Event) []zoo.Event {
 	}
 	return out
 }
+
+// With client liveness a session lives while its client is heard from, and
+// expires about one timeout after the last Touch, like a ZooKeeper client
+// that went silent.
+func TestClientLivenessFollowsTouches(t *testing.T) {
+	c := newCluster(t, 3, zootest.Options{})
+	ctx := testCtx(t)
+	leader := c.WaitLeader()
+	f := followers(c, leader)[0]
+	const timeout = 600 * time.Millisecond
+	s := sess(t, c, f, zoo.WithSessionTimeout(timeout), zoo.WithClientLiveness())
+	embedded := sess(t, c, f, zoo.WithSessionTimeout(timeout))
+	mustCreate(t, ctx, s, "/client-eph", nil, zoo.ModeEphemeral)
+
+	// Touched for four timeouts: alive.
+	until := time.Now().Add(4 * timeout)
+	var lastTouch time.Time
+	for time.Now().Before(until) {
+		s.Touch()
+		lastTouch = time.Now()
+		if err := s.Err(); err != nil {
+			t.Fatalf("touched session ended: %v", err)
+		}
+		time.Sleep(timeout / 6) // the client's pings
+	}
+	// Silent: gone within its timeout plus the tracker's granularity.
+	select {
+	case <-s.Done():
+	case <-time.After(10 * timeout):
+		t.Fatal("silent session did not expire")
+	}
+	if took := time.Since(lastTouch); took < timeout {
+		t.Fatalf("expired %v after the last touch, before its timeout %v", took, timeout)
+	}
+	if !errors.Is(s.Err(), zoo.ErrSessionExpired) {
+		t.Fatalf("Err %v, want ErrSessionExpired", s.Err())
+	}
+	if existsOn(t, ctx, c, f, "/client-eph") {
+		t.Fatal("expired session's ephemeral is still there")
+	}
+	if err := embedded.Err(); err != nil {
+		t.Fatalf("an embedded session without client liveness ended: %v", err)
+	}
+}

@@ -267,11 +267,15 @@ func (c *conn) readLoop() {
 		if stop {
 			return
 		}
-		// The session lives while this replica holds its handle, so a client
-		// that vanished without closing its socket must be noticed here:
-		// clients ping every third of the timeout.
+		// The session expires a timeout after the client was last heard from
+		// (WithClientLiveness); a socket silent that long is dropped too.
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
 		frame, err := c.readFrame(nil)
+		if err == nil {
+			if s := c.session(); s != nil {
+				s.Touch()
+			}
+		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				c.srv.log.Debug("zkwire: read", "remote", c.remote, "err", err)
@@ -324,9 +328,9 @@ func (c *conn) handshake(frame []byte) bool {
 	}
 	var s *zoo.Session
 	if req.sessionID == 0 {
-		s, err = ens.NewSession(ctx, zoo.WithSessionTimeout(time.Duration(req.timeout)*time.Millisecond), zoo.WithWatcher(c))
+		s, err = ens.NewSession(ctx, zoo.WithSessionTimeout(time.Duration(req.timeout)*time.Millisecond), zoo.WithWatcher(c), zoo.WithClientLiveness())
 	} else {
-		s, err = ens.ResumeSession(ctx, req.sessionID, req.passwd, zoo.WithWatcher(c))
+		s, err = ens.ResumeSession(ctx, req.sessionID, req.passwd, zoo.WithWatcher(c), zoo.WithClientLiveness())
 		if errors.Is(err, zoo.ErrSessionExpired) {
 			c.enqueue(connectResponse(0, 0, make([]byte, 16), req.hasReadOnly))
 			c.finish()
