@@ -71,16 +71,10 @@ func (s *Server) runWord(c *conn, word string) string {
 	case "dirs", "hash":
 		return word + " is not supported by zoo.\n"
 	case "crst":
-		for _, cc := range s.connList() {
-			cc.mu.Lock()
-			cc.st = connStats{lastOp: "NA", lastCxid: -1, lastZxid: -1}
-			cc.mu.Unlock()
-		}
+		s.resetConnStats()
 		return "Connection stats reset.\n"
 	case "srst":
-		s.received.Store(0)
-		s.sent.Store(0)
-		s.lat.reset()
+		s.resetServerStats()
 		return "Server stats reset.\n"
 	}
 	if !serving {
@@ -104,6 +98,22 @@ func (s *Server) runWord(c *conn, word string) string {
 }
 
 func (s *Server) versionLine() string { return s.cfg.Version + ", built on " + buildDate }
+
+// resetConnStats is crst: every connection's cons counters start over.
+func (s *Server) resetConnStats() {
+	for _, c := range s.connList() {
+		c.mu.Lock()
+		c.st = connStats{lastOp: "NA", lastCxid: -1, lastZxid: -1}
+		c.mu.Unlock()
+	}
+}
+
+// resetServerStats is srst: the packet counters and latencies start over.
+func (s *Server) resetServerStats() {
+	s.received.Store(0)
+	s.sent.Store(0)
+	s.lat.reset()
+}
 
 // stats is srvr (and stat, with its Clients block) in ZooKeeper's format.
 func (s *Server) stats(st zoo.Status, clients bool) string {
@@ -167,33 +177,43 @@ func (s *Server) cons() string {
 	return b.String()
 }
 
-// mntr is the key<TAB>value monitoring output.
-func (s *Server) mntr(st zoo.Status) string {
-	var b strings.Builder
-	kv := func(k string, v any) { fmt.Fprintf(&b, "%s\t%v\n", k, v) }
+// metric is one monitoring value, named as ZooKeeper's metrics are: mntr
+// prints it as zk_<name>, the admin monitor command and /metrics use the name
+// as it is. value is a string, an int64 or a float64.
+type metric struct {
+	name  string
+	value any
+}
+
+// monitorValues are mntr's values, in mntr's order.
+func (s *Server) monitorValues(st zoo.Status) []metric {
 	lmin, lavg, lmax := s.lat.get()
 	conns := s.connList()
-	kv("zk_version", s.versionLine())
-	kv("zk_server_state", st.Mode)
-	kv("zk_avg_latency", strconv.FormatFloat(lavg, 'f', 4, 64))
-	kv("zk_max_latency", lmax)
-	kv("zk_min_latency", lmin)
-	kv("zk_packets_received", s.received.Load())
-	kv("zk_packets_sent", s.sent.Load())
-	kv("zk_num_alive_connections", len(conns))
-	kv("zk_outstanding_requests", s.outstanding.Load())
-	kv("zk_znode_count", st.Nodes)
-	kv("zk_watch_count", st.Watches)
-	// zoo does not report the ensemble's ephemeral count; this counts the
-	// ephemerals of the sessions connected through this server.
-	kv("zk_ephemerals_count", s.localEphemerals(conns))
-	kv("zk_global_sessions", st.Sessions)
-	kv("zk_local_sessions", st.LocalSessions)
+	ms := []metric{
+		{"version", s.versionLine()},
+		{"server_state", st.Mode.String()},
+		{"avg_latency", lavg},
+		{"max_latency", lmax},
+		{"min_latency", lmin},
+		{"packets_received", s.received.Load()},
+		{"packets_sent", s.sent.Load()},
+		{"num_alive_connections", int64(len(conns))},
+		{"outstanding_requests", s.outstanding.Load()},
+		{"znode_count", int64(st.Nodes)},
+		{"watch_count", int64(st.Watches)},
+		// zoo does not report the ensemble's ephemeral count; this counts the
+		// ephemerals of the sessions connected through this server.
+		{"ephemerals_count", int64(s.localEphemerals(conns))},
+		{"global_sessions", int64(st.Sessions)},
+		{"local_sessions", int64(st.LocalSessions)},
+		{"uptime", time.Since(s.started).Milliseconds()},
+		{"quorum_size", int64(quorumSize(st))},
+	}
 	if n, ok := openFDs(); ok {
-		kv("zk_open_file_descriptor_count", n)
+		ms = append(ms, metric{"open_file_descriptor_count", int64(n)})
 	}
 	if n, ok := maxFDs(); ok {
-		kv("zk_max_file_descriptor_count", n)
+		ms = append(ms, metric{"max_file_descriptor_count", n})
 	}
 	if st.Mode == zoo.ModeLeader {
 		followers, voters := 0, 0
@@ -205,9 +225,32 @@ func (s *Server) mntr(st zoo.Status) string {
 				}
 			}
 		}
-		kv("zk_followers", followers)
-		kv("zk_synced_followers", voters)
-		kv("zk_pending_syncs", 0)
+		ms = append(ms, metric{"followers", int64(followers)}, metric{"synced_followers", int64(voters)},
+			metric{"pending_syncs", int64(0)})
+	}
+	return ms
+}
+
+// quorumSize is the number of voting members.
+func quorumSize(st zoo.Status) int {
+	n := 0
+	for _, m := range st.Members {
+		if m.Voter {
+			n++
+		}
+	}
+	return n
+}
+
+// mntr is the key<TAB>value monitoring output.
+func (s *Server) mntr(st zoo.Status) string {
+	var b strings.Builder
+	for _, m := range s.monitorValues(st) {
+		v := fmt.Sprint(m.value)
+		if f, ok := m.value.(float64); ok {
+			v = strconv.FormatFloat(f, 'f', 4, 64)
+		}
+		fmt.Fprintf(&b, "zk_%s\t%s\n", m.name, v)
 	}
 	return b.String()
 }
@@ -252,34 +295,43 @@ func (s *Server) conf(c *conn, st zoo.Status) string {
 func (s *Server) envi() string {
 	var b strings.Builder
 	b.WriteString("Environment:\n")
-	fmt.Fprintf(&b, "zookeeper.version=%s\n", s.versionLine())
-	host, _ := os.Hostname()
-	fmt.Fprintf(&b, "host.name=%s\n", host)
-	fmt.Fprintf(&b, "go.version=%s\n", runtime.Version())
-	fmt.Fprintf(&b, "os.name=%s\n", runtime.GOOS)
-	fmt.Fprintf(&b, "os.arch=%s\n", runtime.GOARCH)
-	fmt.Fprintf(&b, "os.processors=%d\n", runtime.NumCPU())
-	fmt.Fprintf(&b, "user.name=%s\n", os.Getenv("USER"))
-	home, _ := os.UserHomeDir()
-	fmt.Fprintf(&b, "user.home=%s\n", home)
-	wd, _ := os.Getwd()
-	fmt.Fprintf(&b, "user.dir=%s\n", wd)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(&b, "os.memory.total=%dMB\n", ms.Sys>>20)
+	for _, kv := range s.environment() {
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+	}
 	return b.String()
 }
 
-// watchReport is wchs (summary), wchc (by session) or wchp (by path) for the
-// watches of this server's connections.
-func (s *Server) watchReport(word string) string {
-	type entry struct {
-		sid   int64
-		paths []string
+// environment is envi's key, value pairs, in order.
+func (s *Server) environment() [][2]string {
+	host, _ := os.Hostname()
+	home, _ := os.UserHomeDir()
+	wd, _ := os.Getwd()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return [][2]string{
+		{"zookeeper.version", s.versionLine()},
+		{"host.name", host},
+		{"go.version", runtime.Version()},
+		{"os.name", runtime.GOOS},
+		{"os.arch", runtime.GOARCH},
+		{"os.processors", strconv.Itoa(runtime.NumCPU())},
+		{"user.name", os.Getenv("USER")},
+		{"user.home", home},
+		{"user.dir", wd},
+		{"os.memory.total", fmt.Sprintf("%dMB", ms.Sys>>20)},
 	}
-	var entries []entry
-	total := 0
-	byPath := map[string][]int64{}
+}
+
+// sessionWatches are the paths one session watches through this server.
+type sessionWatches struct {
+	sid   int64
+	paths []string
+}
+
+// watchIndex gathers the watches of this server's connections: by session
+// (in connection order), by path, and the total (one per kind per path).
+func (s *Server) watchIndex() (bySession []sessionWatches, byPath map[string][]int64, total int) {
+	byPath = map[string][]int64{}
 	for _, c := range s.connList() {
 		sess := c.session()
 		if sess == nil {
@@ -290,11 +342,18 @@ func (s *Server) watchReport(word string) string {
 			continue
 		}
 		total += n
-		entries = append(entries, entry{sess.ID(), paths})
+		bySession = append(bySession, sessionWatches{sess.ID(), paths})
 		for _, p := range paths {
 			byPath[p] = append(byPath[p], sess.ID())
 		}
 	}
+	return bySession, byPath, total
+}
+
+// watchReport is wchs (summary), wchc (by session) or wchp (by path) for the
+// watches of this server's connections.
+func (s *Server) watchReport(word string) string {
+	entries, byPath, total := s.watchIndex()
 	var b strings.Builder
 	switch word {
 	case "wchs":

@@ -7,9 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -71,6 +73,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	logger.Info("zoo: serving ZooKeeper clients", "addr", ln.Addr().String(), "replica", zcfg.ID, "peers", len(zcfg.Peers))
+	stopAdmin := startAdmin(cfg, srv, logger)
+	defer stopAdmin()
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -87,12 +91,42 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	stopAdmin()
 	srv.Close()
 	if err := ens.Close(); err != nil {
 		fmt.Fprintln(stderr, "zoo: close:", err)
 		return 1
 	}
 	return 0
+}
+
+// startAdmin serves the AdminServer's /commands and /metrics on
+// admin.serverAddress:admin.serverPort when admin.enableServer is true. As in
+// ZooKeeper, a port that cannot be bound (8080 is often taken, and replicas
+// sharing a host share the default) is a warning, not a reason to stop. The
+// returned func stops it and may be called more than once.
+func startAdmin(cfg *zoocfg.Config, srv *zkwire.Server, logger *slog.Logger) (stop func()) {
+	if !cfg.AdminEnabled {
+		return func() {}
+	}
+	addr := net.JoinHostPort(cfg.AdminAddress, strconv.Itoa(cfg.AdminPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		logger.Warn("zoo: admin server not started", "addr", addr, "err", err)
+		return func() {}
+	}
+	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hs.Serve(ln)
+	}()
+	logger.Info("zoo: admin server", "addr", ln.Addr().String())
+	return sync.OnceFunc(func() {
+		hs.Close()
+		<-done
+	})
 }
 
 // maxCnxns maps zoo.cfg's maxClientCnxns (0 = unlimited) onto zkwire's (negative = unlimited).
