@@ -40,13 +40,13 @@ type member struct {
 
 // ensemble is a set of zoo server processes sharing one zoo.cfg template.
 type ensemble struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	members []*member
 }
 
 // freePorts reserves n loopback ports.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	var ls []net.Listener
@@ -66,7 +66,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // startEnsemble writes n configs from ZooKeeper's usual template (as seed 004
 // does) and starts every member.
-func startEnsemble(t *testing.T, n int) *ensemble {
+func startEnsemble(t testing.TB, n int) *ensemble {
 	t.Helper()
 	ports := freePorts(t, 3*n)
 	e := &ensemble{t: t, dir: t.TempDir()}
@@ -92,6 +92,7 @@ autopurge.purgeInterval=24
 dataDir=%s
 autopurge.snapRetainCount=10
 4lw.commands.whitelist=*
+admin.enableServer=false
 `, clientPort, dataDir)
 		path := filepath.Join(e.dir, fmt.Sprintf("zoo.%d.cfg", i))
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
@@ -259,7 +260,7 @@ func TestSeed004KillingMembers(t *testing.T) {
 
 // needTool finds an external client, failing in CI (which installs it) and
 // skipping elsewhere.
-func needTool(t *testing.T, path, pkg string) string {
+func needTool(t testing.TB, path, pkg string) string {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
 		if os.Getenv("CI") != "" {
