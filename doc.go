@@ -28,7 +28,9 @@
 // replica and may lag other replicas' writes; [Session.Sync] catches the
 // replica up with the leader first. Per session, a watch event is delivered
 // before any read that reflects the change. A replica outside a quorum refuses
-// service with [ErrNotServing].
+// service with [ErrNotServing]; a read-only session
+// ([Ensemble.ReadOnlySession], for ZooKeeper's read-only mode) still reads
+// its possibly stale tree there, and is refused every write.
 //
 // # Watches
 //

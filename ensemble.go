@@ -37,9 +37,10 @@ type Ensemble struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the ensemble starts
 
-	mu       sync.Mutex // guards sessions, clients
+	mu       sync.Mutex // guards sessions, clients, readOnly
 	sessions map[int64]*Session
 	clients  map[raft.ServerAddress]*rpcClient
+	readOnly map[*Session]struct{} // live read-only handles (readonly.go); nil when none yet
 
 	nudge chan struct{} // requests to tell followers the commit index now
 
@@ -213,6 +214,7 @@ func (e *Ensemble) Close() error {
 		for _, s := range local {
 			s.end(ErrClosed)
 		}
+		e.closeReadOnly()
 	})
 	return e.closeErr
 }

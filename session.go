@@ -70,6 +70,8 @@ type Session struct {
 
 	sink *sessionSink // nil unless created WithWatcher
 
+	readOnly bool // a local read-only handle (Ensemble.ReadOnlySession)
+
 	// With WithClientLiveness, the session lives only while its client is
 	// heard from: heard is the last Touch, in ns of monotonic time since born.
 	clientLive bool
@@ -206,6 +208,10 @@ func (s *Session) Close(ctx context.Context) error {
 	if s.Err() != nil {
 		return nil
 	}
+	if s.readOnly {
+		s.detach(ErrClosed) // nothing was replicated: only the handle ends
+		return nil
+	}
 	_, err := s.e.propose(ctx, &command{op: opCloseSession, session: s.id})
 	if err == ErrClosed {
 		s.end(ErrClosed)
@@ -264,6 +270,9 @@ func (s *Session) live() error {
 func (s *Session) write(ctx context.Context, op opCode, ops []Op) (*applyResult, error) {
 	if err := s.live(); err != nil {
 		return nil, err
+	}
+	if s.readOnly {
+		return nil, ErrNotReadOnly
 	}
 	res, err := s.e.propose(ctx, &command{op: op, session: s.id, ids: s.authIDs(), ops: ops})
 	if err != nil {

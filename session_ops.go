@@ -111,6 +111,9 @@ func (s *Session) SetACL(ctx context.Context, path string, acl []ACL, aversion i
 // fails the error is the failing op's (wrapped with its path) and the results
 // follow ZooKeeper's pattern (see [OpResult]).
 func (s *Session) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
+	if err := s.errIfReadOnly(); err != nil {
+		return nil, pathErr("multi", "", err)
+	}
 	for i, op := range ops {
 		var err error
 		path := ""
@@ -185,7 +188,7 @@ func (s *Session) read(ctx context.Context, op, path string, fn func(t *tree) er
 	if err := validatePath(path); err != nil {
 		return pathErr(op, path, err)
 	}
-	if !s.e.serving() {
+	if !s.readOnly && !s.e.serving() {
 		return pathErr(op, path, ErrNotServing)
 	}
 	s.e.fsm.mu.RLock()
@@ -328,6 +331,9 @@ func (s *Session) GetEphemerals(ctx context.Context, prefix string) ([]string, e
 	var out []string
 	err := s.read(ctx, "getEphemerals", prefix, func(*tree) error {
 		se := s.e.fsm.sessions[s.id]
+		if se == nil && s.readOnly {
+			return nil // a local session owns no ephemerals
+		}
 		if se == nil {
 			return ErrSessionExpired
 		}
@@ -387,7 +393,7 @@ func (s *Session) MultiRead(ctx context.Context, ops ...ReadOp) ([]ReadResult, e
 	if err := s.live(); err != nil {
 		return nil, err
 	}
-	if !s.e.serving() {
+	if !s.readOnly && !s.e.serving() {
 		return nil, ErrNotServing
 	}
 	ids := s.authIDs()
@@ -472,6 +478,9 @@ func (s *Session) RemoveWatches(ctx context.Context, path string, typ WatcherTyp
 // through this replica reflect every write committed before Sync was called.
 func (s *Session) Sync(ctx context.Context, path string) error {
 	if err := s.live(); err != nil {
+		return pathErr("sync", path, err)
+	}
+	if err := s.errIfReadOnly(); err != nil {
 		return pathErr("sync", path, err)
 	}
 	if err := validatePath(path); err != nil {

@@ -150,7 +150,7 @@ func (s *Session) SetWatches(ctx context.Context, ws WatchSet) error {
 	if err := s.live(); err != nil {
 		return err
 	}
-	if !s.e.serving() {
+	if !s.readOnly && !s.e.serving() {
 		return ErrNotServing
 	}
 	zxid := int64(s.e.fsm.appliedIndex())
@@ -258,6 +258,7 @@ func (s *Session) detach(reason error) {
 	if s.e.sessions[s.id] == s {
 		delete(s.e.sessions, s.id)
 	}
+	delete(s.e.readOnly, s)
 	s.e.mu.Unlock()
 	s.mu.Lock()
 	if s.err == nil {

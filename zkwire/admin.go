@@ -29,7 +29,8 @@ import (
 // primary name) and "error" (null on success). An unknown command is a 404,
 // a ZooKeeper command zoo cannot answer (hash, dirs, snapshot, ...) a 501,
 // and a command that needs a serving replica (ruok, srvr, cons, leader, ...)
-// is a 503 while the replica is cut off from its quorum; each has the reason
+// is a 503 while the replica is cut off from its quorum (unless the server is
+// in read-only mode: a read-only server answers them); each has the reason
 // in "error".
 //
 // The caller runs the http.Server; the handler may be used before Serve and
@@ -76,8 +77,8 @@ var adminCmds = []adminCmd{
 	{[]string{"initial_configuration", "icfg"}, false, func(s *Server, st zoo.Status) object {
 		return object{{"initial_configuration", membershipText(st)}}
 	}},
-	{[]string{"is_read_only", "isro"}, true, func(*Server, zoo.Status) object {
-		return object{{"read_only", false}}
+	{[]string{"is_read_only", "isro"}, true, func(s *Server, st zoo.Status) object {
+		return object{{"read_only", s.inReadOnlyMode(st)}}
 	}},
 	{[]string{"leader", "lead"}, true, func(_ *Server, st zoo.Status) object {
 		return object{{"is_leader", st.Mode == zoo.ModeLeader}, {"leader_id", serverID(st.LeaderID)},
@@ -173,7 +174,7 @@ func (s *Server) adminCommand(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st, err := s.ens.Status()
-	if cmd.serving && (err != nil || !st.Serving) {
+	if cmd.serving && (err != nil || !st.Serving && !s.inReadOnlyMode(st)) {
 		writeJSON(w, http.StatusServiceUnavailable, object{{"command", cmd.names[0]},
 			{"error", strings.TrimSuffix(notServing, "\n")}})
 		return
@@ -231,7 +232,7 @@ func (s *Server) adminSrvr(st zoo.Status, connections bool) object {
 	conns := s.connList()
 	o := object{
 		{"version", s.versionLine()},
-		{"read_only", false},
+		{"read_only", s.inReadOnlyMode(st)},
 		{"server_stats", object{
 			{"packets_sent", s.sent.Load()},
 			{"packets_received", s.received.Load()},
@@ -240,7 +241,7 @@ func (s *Server) adminSrvr(st zoo.Status, connections bool) object {
 			{"avg_latency", lavg},
 			{"outstanding_requests", s.outstanding.Load()},
 			{"last_processed_zxid", st.AppliedIndex},
-			{"server_state", st.Mode.String()},
+			{"server_state", s.modeName(st)},
 			{"num_alive_client_connections", len(conns)},
 			{"uptime", time.Since(s.started).Milliseconds()},
 		}},
@@ -377,11 +378,7 @@ func (s *Server) adminSysProps(zoo.Status) object {
 func membershipText(st zoo.Status) string {
 	var b strings.Builder
 	for _, m := range st.Members {
-		role := "participant"
-		if !m.Voter {
-			role = "observer"
-		}
-		fmt.Fprintf(&b, "server.%s=%s:%s\n", m.ID, m.Addr, role)
+		b.WriteString(memberLine(m) + "\n")
 	}
 	return b.String()
 }

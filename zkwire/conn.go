@@ -93,6 +93,9 @@ func (c *conn) close() {
 	c.closed = true
 	c.out, c.outBytes = nil, 0
 	close(c.done)
+	if c.sess != nil && c.sess.ReadOnly() {
+		c.srv.roConns.Add(-1)
+	}
 	c.mu.Unlock()
 	c.cancel()
 	c.nc.Close()
@@ -327,15 +330,27 @@ func (c *conn) handshake(frame []byte) bool {
 		}
 	}
 	var s *zoo.Session
-	if req.sessionID == 0 {
-		s, err = ens.NewSession(ctx, zoo.WithSessionTimeout(time.Duration(req.timeout)*time.Millisecond), zoo.WithWatcher(c), zoo.WithClientLiveness())
-	} else {
+	timeout := zoo.WithSessionTimeout(time.Duration(req.timeout) * time.Millisecond)
+	switch {
+	case c.srv.readOnly.Load() && !req.readOnly:
+		// A read-only server refuses clients that cannot be read-only.
+		c.srv.log.Info("zkwire: read-only mode; refusing a read-write client", "remote", c.remote)
+		c.close()
+		return false
+	case c.srv.readOnly.Load():
+		// Not replicated: a new session gets a local id; a client that had a
+		// read-write session keeps its id (checked against this replica's
+		// copy of the session table) so that it can resume it read-write later.
+		s, err = ens.ReadOnlySession(req.sessionID, req.passwd, timeout, zoo.WithWatcher(c))
+	case req.sessionID == 0:
+		s, err = ens.NewSession(ctx, timeout, zoo.WithWatcher(c), zoo.WithClientLiveness())
+	default:
 		s, err = ens.ResumeSession(ctx, req.sessionID, req.passwd, zoo.WithWatcher(c), zoo.WithClientLiveness())
-		if errors.Is(err, zoo.ErrSessionExpired) {
-			c.enqueue(connectResponse(0, 0, make([]byte, 16), req.hasReadOnly))
-			c.finish()
-			return false
-		}
+	}
+	if req.sessionID != 0 && errors.Is(err, zoo.ErrSessionExpired) {
+		c.enqueue(connectResponse(0, 0, make([]byte, 16), req.hasReadOnly, false))
+		c.finish()
+		return false
 	}
 	if err != nil {
 		c.srv.log.Info("zkwire: cannot establish session", "remote", c.remote, "session", req.sessionID, "err", err)
@@ -352,13 +367,16 @@ func (c *conn) handshake(frame []byte) bool {
 	closed := c.closed
 	if !closed {
 		c.sess, c.timeout = s, s.Timeout()
+		if s.ReadOnly() {
+			c.srv.roConns.Add(1) // the monitor closes it once the replica serves
+		}
 	}
 	c.mu.Unlock()
 	if closed {
 		s.Detach()
 		return false
 	}
-	c.enqueue(connectResponse(int32(s.Timeout().Milliseconds()), s.ID(), s.Password(), req.hasReadOnly))
+	c.enqueue(connectResponse(int32(s.Timeout().Milliseconds()), s.ID(), s.Password(), req.hasReadOnly, s.ReadOnly()))
 	c.srv.wg.Add(1)
 	go c.watchSession(s)
 	return true

@@ -18,8 +18,10 @@
 // Frames are length-prefixed jute records (see jute.go). A connection starts
 // with a ConnectRequest, which creates a session or resumes one by id and
 // password on any replica, or with a four-letter word. Every ZooKeeper 3.8
-// opcode is served except sasl and reconfig (answered ZRECONFIGDISABLED);
-// unknown opcodes get ZUNIMPLEMENTED and the connection is closed. Requests
+// opcode is served except sasl; reconfig only with Config.ReconfigEnabled
+// (else ZRECONFIGDISABLED), as membership changes of the ensemble (see
+// reconfig.go for how it differs from ZooKeeper's). Unknown opcodes get
+// ZUNIMPLEMENTED and the connection is closed. Requests
 // of one connection are processed strictly in order; watch notifications are
 // queued as the replica applies the write that fires them, so a client sees
 // them before that write's reply and before any later read's.
@@ -29,5 +31,9 @@
 // A session outlives its connection: when the connection drops (or Close
 // runs) the session is detached and expires after its timeout unless the
 // client resumes it. A replica that stops serving (cut off from its quorum)
-// drops its clients so that they fail over while their sessions live.
+// drops its clients so that they fail over while their sessions live. With
+// Config.ReadOnlyMode it turns read-only instead, as ZooKeeper's
+// readonlymode.enabled: clients that connect asking for read-only get reads
+// from the replica's (possibly stale) tree and ZNOTREADONLY for writes, until
+// the replica serves again and closes their connections.
 package zkwire

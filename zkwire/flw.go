@@ -53,12 +53,16 @@ func (s *Server) fourLetter(c *conn, word string) {
 
 func (s *Server) runWord(c *conn, word string) string {
 	st, err := s.ens.Status()
-	serving := err == nil && st.Serving
+	// A read-only server is running: it answers as one that serves.
+	serving := err == nil && (st.Serving || s.inReadOnlyMode(st))
 	switch word {
 	case "ruok":
 		return "imok"
 	case "isro":
-		if !serving {
+		switch {
+		case err == nil && s.inReadOnlyMode(st):
+			return "ro"
+		case !serving:
 			return "null"
 		}
 		return "rw"
@@ -133,7 +137,7 @@ func (s *Server) stats(st zoo.Status, clients bool) string {
 	fmt.Fprintf(&b, "Connections: %d\n", len(s.connList()))
 	fmt.Fprintf(&b, "Outstanding: %d\n", s.outstanding.Load())
 	fmt.Fprintf(&b, "Zxid: 0x%x\n", st.AppliedIndex)
-	fmt.Fprintf(&b, "Mode: %s\n", st.Mode)
+	fmt.Fprintf(&b, "Mode: %s\n", s.modeName(st))
 	fmt.Fprintf(&b, "Node count: %d\n", st.Nodes)
 	return b.String()
 }
@@ -191,7 +195,7 @@ func (s *Server) monitorValues(st zoo.Status) []metric {
 	conns := s.connList()
 	ms := []metric{
 		{"version", s.versionLine()},
-		{"server_state", st.Mode.String()},
+		{"server_state", s.modeName(st)},
 		{"avg_latency", lavg},
 		{"max_latency", lmax},
 		{"min_latency", lmin},

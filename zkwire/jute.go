@@ -247,15 +247,17 @@ func parseConnectRequest(b []byte) (connectRequest, error) {
 	return c, r.err
 }
 
-// connectResponse encodes a ConnectResponse frame: 36 bytes, 37 with readOnly.
-func connectResponse(timeoutMs int32, sessionID int64, passwd []byte, hasReadOnly bool) []byte {
+// connectResponse encodes a ConnectResponse frame: 36 bytes, 37 with the
+// readOnly byte, which is sent iff the client sent one (hasReadOnly) and says
+// whether the session is read-only.
+func connectResponse(timeoutMs int32, sessionID int64, passwd []byte, hasReadOnly, readOnly bool) []byte {
 	w := newFrame(37)
 	w.int(0) // protocolVersion
 	w.int(timeoutMs)
 	w.long(sessionID)
 	w.buffer(passwd)
 	if hasReadOnly {
-		w.bool(false) // zoo never serves in read-only mode
+		w.bool(readOnly)
 	}
 	return w.frame()
 }

@@ -102,10 +102,10 @@ func TestConnectRequest(t *testing.T) {
 	if _, err := parseConnectRequest([]byte{0, 0, 0, 0, 1}); err == nil {
 		t.Fatal("truncated ConnectRequest parsed")
 	}
-	if n := len(connectResponse(4000, 1, make([]byte, 16), false)) - 4; n != 36 {
+	if n := len(connectResponse(4000, 1, make([]byte, 16), false, false)) - 4; n != 36 {
 		t.Fatalf("ConnectResponse is %d bytes", n)
 	}
-	if n := len(connectResponse(4000, 1, make([]byte, 16), true)) - 4; n != 37 {
+	if n := len(connectResponse(4000, 1, make([]byte, 16), true, false)) - 4; n != 37 {
 		t.Fatalf("ConnectResponse with readOnly is %d bytes", n)
 	}
 }
@@ -129,10 +129,10 @@ func FuzzRequestDecode(f *testing.F) {
 	ops := []int32{opCreate, opCreate2, opCreateContainer, opCreateTTL, opDelete, opExists, opGetData,
 		opSetData, opGetACL, opSetACL, opGetChildren, opGetChildren2, opSync, opMulti, opMultiRead,
 		opCheckWatches, opRemoveWatches, opSetWatches, opSetWatches2, opGetEphemerals,
-		opGetAllChildrenNumber, opAddWatch}
+		opGetAllChildrenNumber, opAddWatch, opReconfig}
 	// A conn without a session: a handler that decodes successfully would call
 	// into the nil session, so only malformed inputs are run through handlers.
-	c := &conn{srv: &Server{cfg: Config{ExtendedTypesEnabled: true}}, watches: map[string]watchKinds{}}
+	c := &conn{srv: &Server{cfg: Config{ExtendedTypesEnabled: true, ReconfigEnabled: true}}, watches: map[string]watchKinds{}}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		_, _ = parseConnectRequest(body)
 		for _, op := range ops {
@@ -182,6 +182,11 @@ func decodes(op int32, body []byte) bool {
 	case opCheckWatches, opRemoveWatches, opAddWatch:
 		r.ustring()
 		r.int()
+	case opReconfig:
+		r.ustring()
+		r.ustring()
+		r.ustring()
+		r.long()
 	case opSetWatches, opSetWatches2:
 		r.long()
 		n := 3

@@ -66,6 +66,15 @@ var opNames = map[int32]string{
 	opCloseSession: "CLOS",
 }
 
+// refusedReadOnly are the opcodes a read-only session gets ZNOTREADONLY for,
+// before its request is even decoded, as ZooKeeper's ReadOnlyRequestProcessor
+// answers them (sync included: a read-only server has no leader to sync with).
+var refusedReadOnly = map[int32]bool{
+	opCreate: true, opCreate2: true, opCreateContainer: true, opCreateTTL: true,
+	opDelete: true, opSetData: true, opSetACL: true, opMulti: true, opCheck: true,
+	opSync: true, opReconfig: true,
+}
+
 // after says what happens to the connection once a reply is queued.
 type after int
 
@@ -87,9 +96,7 @@ var handlers = map[int32]handler{
 	opSetData: handleSetData, opGetACL: handleGetACL, opSetACL: handleSetACL,
 	opGetChildren: handleGetChildren(false), opGetChildren2: handleGetChildren(true),
 	opSync: handleSync, opMulti: handleMulti, opMultiRead: handleMultiRead,
-	opReconfig: func(context.Context, *conn, *zoo.Session, *juteReader) (func(*juteWriter), error) {
-		return nil, zoo.ErrReconfigDisabled
-	},
+	opReconfig:     handleReconfig,
 	opCheckWatches: handleCheckWatches, opRemoveWatches: handleRemoveWatches,
 	opSetWatches: handleSetWatches(false), opSetWatches2: handleSetWatches(true),
 	opGetEphemerals: handleGetEphemerals, opGetAllChildrenNumber: handleAllChildren,
@@ -137,6 +144,10 @@ func (c *conn) process(frame []byte) bool {
 			then = closeAfter
 		}
 	default:
+		if s.ReadOnly() && refusedReadOnly[op] {
+			code = zoo.CodeNotReadOnly
+			break
+		}
 		h := handlers[op]
 		if h == nil {
 			// Unknown opcodes, standalone check (ZOOKEEPER-2623), sasl and the

@@ -21,8 +21,26 @@ type Config struct {
 	// ZooKeeper's maxClientCnxns. 0 means the default, 60; negative means unlimited.
 	MaxClientCnxns int
 	// FourLetterWords is the four-letter-word whitelist (4lw.commands.whitelist).
-	// nil means ZooKeeper's default, {"srvr"}; "*" enables all.
+	// nil means ZooKeeper's default: {"srvr"}, plus "isro" with ReadOnlyMode;
+	// "*" enables all.
 	FourLetterWords []string
+	// ReadOnlyMode is ZooKeeper's read-only mode (readonlymode.enabled). When
+	// the replica has been cut off from its quorum for a moment, the server
+	// turns read-only: clients whose ConnectRequest asked for read-only get a
+	// read-only session ([zoo.Ensemble.ReadOnlySession], not replicated; the
+	// ConnectResponse says readOnly) whose reads are answered from this
+	// replica's possibly stale tree and whose writes, multi, check, sync and
+	// reconfig get ZNOTREADONLY; other clients are refused. isro answers "ro"
+	// and srvr "Mode: read-only" meanwhile. Once the replica serves again its
+	// read-only connections are closed, so that their clients reconnect
+	// read-write, as ZooKeeper does. Default false: a replica that does not
+	// serve drops every client.
+	ReadOnlyMode bool
+	// ReconfigEnabled serves reconfig (reconfigEnabled): joining and leaving
+	// servers, or a new member list, become membership changes of the
+	// ensemble (see handleReconfig). Default false: reconfig is
+	// ZRECONFIGDISABLED.
+	ReconfigEnabled bool
 	// ExtendedTypesEnabled enables TTL nodes (createTTL), as ZooKeeper's
 	// zookeeper.extendedTypesEnabled. Default false: createTTL is ZUNIMPLEMENTED.
 	ExtendedTypesEnabled bool
@@ -94,6 +112,12 @@ type Server struct {
 	outstanding atomic.Int64
 	lat         latency
 	serving     atomic.Bool
+	// readOnly: the server is in read-only mode (Config.ReadOnlyMode and the
+	// replica does not serve). roConns counts read-only connections.
+	readOnly atomic.Bool
+	roConns  atomic.Int64
+
+	reconfigMu sync.Mutex // held while a reconfig runs: one at a time
 }
 
 // latency keeps min/avg/max request latency in milliseconds.
@@ -150,6 +174,9 @@ func NewServer(ens *zoo.Ensemble, cfg Config) (*Server, error) {
 	}
 	if cfg.FourLetterWords == nil {
 		cfg.FourLetterWords = []string{"srvr"}
+		if cfg.ReadOnlyMode {
+			cfg.FourLetterWords = append(cfg.FourLetterWords, "isro")
+		}
 	}
 	if cfg.Version == "" {
 		cfg.Version = DefaultVersion
@@ -321,7 +348,9 @@ func (s *Server) Close() error {
 // monitorServing drops every client connection when the replica has stopped
 // serving for a while (cut off from its quorum, or closed), as a ZooKeeper
 // server that lost its leader does, so that clients fail over to a replica
-// that serves while their sessions are still alive.
+// that serves while their sessions are still alive. With ReadOnlyMode the
+// server turns read-only instead and keeps its read-only connections, which
+// it closes once the replica serves again.
 func (s *Server) monitorServing() {
 	defer s.wg.Done()
 	tk := time.NewTicker(servingPoll)
@@ -338,17 +367,44 @@ func (s *Server) monitorServing() {
 		switch {
 		case serving:
 			since = time.Time{}
+			if s.readOnly.Swap(false) {
+				s.log.Info("zkwire: replica serves again; leaving read-only mode")
+			}
+			if s.roConns.Load() > 0 {
+				s.dropConns(true, "zkwire: replica serves again; closing read-only client")
+			}
 		case since.IsZero():
 			since = time.Now()
 		case time.Since(since) >= notServingGrace:
-			for _, c := range s.connList() {
-				if c.established() {
-					s.log.Info("zkwire: replica not serving; dropping client", "remote", c.remote)
-					c.close()
-				}
+			if s.cfg.ReadOnlyMode && !s.readOnly.Swap(true) {
+				s.log.Info("zkwire: replica not serving; entering read-only mode")
 			}
+			s.dropConns(false, "zkwire: replica not serving; dropping client")
 		}
 	}
+}
+
+// dropConns closes the established connections whose sessions are read-only
+// (ro) or read-write (!ro).
+func (s *Server) dropConns(ro bool, why string) {
+	for _, c := range s.connList() {
+		if sess := c.session(); sess != nil && sess.ReadOnly() == ro {
+			s.log.Info(why, "remote", c.remote)
+			c.close()
+		}
+	}
+}
+
+// inReadOnlyMode reports whether the server answers as a read-only server:
+// read-only mode is on and st (the replica's status) says it does not serve.
+func (s *Server) inReadOnlyMode(st zoo.Status) bool { return !st.Serving && s.readOnly.Load() }
+
+// modeName is srvr's "Mode:" and mntr's server_state.
+func (s *Server) modeName(st zoo.Status) string {
+	if s.inReadOnlyMode(st) {
+		return "read-only"
+	}
+	return st.Mode.String()
 }
 
 // peerIP returns the IP of a peer address, or the address itself.

@@ -59,6 +59,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 		MaxClientCnxns:       maxCnxns(cfg.MaxClientCnxns),
 		FourLetterWords:      cfg.FourLetterWords,
 		ExtendedTypesEnabled: cfg.ExtendedTypesEnabled,
+		ReadOnlyMode:         cfg.ReadOnlyMode,
+		ReconfigEnabled:      cfg.ReconfigEnabled,
 		Logger:               logger,
 		Version:              version,
 	})

@@ -1,0 +1,210 @@
+package zkwire
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zooraft/zoo"
+)
+
+// roConnect sends a ConnectRequest with the readOnly byte set to readOnly and
+// returns the ConnectResponse frame (nil if the server closed instead).
+func (c *rawClient) roConnect(sid int64, passwd []byte, readOnly bool) []byte {
+	c.t.Helper()
+	w := newFrame(45)
+	w.int(0)
+	w.long(0)
+	w.int(10000)
+	w.long(sid)
+	w.buffer(passwd)
+	w.bool(readOnly)
+	c.write(w.frame())
+	frame, err := c.readFrame()
+	if err != nil {
+		return nil
+	}
+	return frame
+}
+
+// parseConnectResponse decodes a 37-byte ConnectResponse.
+func parseConnectResponse(t *testing.T, frame []byte) (sid int64, passwd []byte, readOnly bool) {
+	t.Helper()
+	if len(frame) != 37 {
+		t.Fatalf("ConnectResponse is %d bytes, want 37", len(frame))
+	}
+	r := &juteReader{b: frame}
+	if pv, to := r.int(), r.int(); pv != 0 || to <= 0 {
+		t.Fatalf("ConnectResponse: protocol %d timeout %d", pv, to)
+	}
+	sid, passwd, readOnly = r.long(), r.buffer(), r.bool()
+	if r.err != nil || sid == 0 || len(passwd) != 16 {
+		t.Fatalf("ConnectResponse: sid %x passwd %x err %v", sid, passwd, r.err)
+	}
+	return sid, passwd, readOnly
+}
+
+// A replica cut off from its quorum, with read-only mode on, serves reads to
+// read-only clients, refuses their writes with ZNOTREADONLY, refuses other
+// clients, says "ro"; when it serves again its read-only clients are dropped.
+func TestReadOnlyMode(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, Config{ReadOnlyMode: true, FourLetterWords: []string{"*"}})
+	leader := c.WaitLeader()
+	alone := (leader + 1) % 3
+	if got := word(t, c.addrs[alone], "isro"); got != "rw" {
+		t.Fatalf("isro on a serving replica = %q", got)
+	}
+
+	// A read-write client of the replica-to-be-isolated writes what the
+	// read-only client will read (its replica applied it before the reply).
+	rw := dialRaw(t, c.addrs[alone])
+	rwSid, rwPasswd := rw.handshake()
+	for _, p := range []string{"/ro", "/ro/child"} {
+		if rep := rw.call(opCreate, createBody(p, []byte("v"), 0)); rep.err != 0 {
+			t.Fatalf("create %s: %d", p, rep.err)
+		}
+	}
+
+	c.Isolate(alone)
+	eventually(t, 15*time.Second, "isro says ro", func() bool { return word(t, c.addrs[alone], "isro") == "ro" })
+	rw.expectClosed() // read-write clients are dropped
+	if got := word(t, c.addrs[alone], "srvr"); !strings.Contains(got, "Mode: read-only\n") {
+		t.Fatalf("srvr in read-only mode: %q", got)
+	}
+	if got := word(t, c.addrs[alone], "mntr"); !strings.Contains(got, "zk_server_state\tread-only\n") {
+		t.Fatalf("mntr in read-only mode: %q", got)
+	}
+	rec := httptest.NewRecorder()
+	c.srvs[alone].AdminHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/commands/is_read_only", nil))
+	if body := rec.Body.String(); rec.Code != 200 || !strings.Contains(body, `"read_only": true`) {
+		t.Fatalf("admin is_read_only in read-only mode: %d %s", rec.Code, body)
+	}
+
+	t.Run("clients that are not read-only are refused", func(t *testing.T) {
+		old := dialRaw(t, c.addrs[alone])
+		old.write(connectFrame(0, 10000, 0, make([]byte, 16), false)) // no readOnly byte
+		old.expectClosed()
+		notRO := dialRaw(t, c.addrs[alone])
+		if frame := notRO.roConnect(0, make([]byte, 16), false); frame != nil {
+			t.Fatalf("readOnly=false client got a %d-byte answer", len(frame))
+		}
+	})
+
+	ro := dialRaw(t, c.addrs[alone])
+	sid, _, readOnly := parseConnectResponse(t, ro.roConnect(0, make([]byte, 16), true))
+	if !readOnly || sid >= 0 {
+		t.Fatalf("read-only session: readOnly %v, sid %x (want a local, negative id)", readOnly, sid)
+	}
+
+	t.Run("reads", func(t *testing.T) {
+		if rep := ro.call(opGetData, pathWatchBody("/ro", true)); rep.err != 0 || string(rep.body.buffer()) != "v" {
+			t.Fatalf("getData: %+v", rep)
+		}
+		if rep := ro.call(opExists, pathWatchBody("/ro/child", false)); rep.err != 0 {
+			t.Fatalf("exists: %+v", rep)
+		}
+		if rep := ro.call(opExists, pathWatchBody("/nope", false)); rep.err != zoo.CodeNoNode {
+			t.Fatalf("exists of a missing node: %+v", rep)
+		}
+		if rep := ro.call(opGetChildren, pathWatchBody("/ro", false)); rep.err != 0 || !slices.Equal(rep.body.strings(), []string{"child"}) {
+			t.Fatalf("getChildren: %+v", rep)
+		}
+		rep := ro.call(opGetChildren2, pathWatchBody("/ro", false))
+		if names := rep.body.strings(); rep.err != 0 || len(names) != 1 || readStat(rep.body).NumChildren != 1 {
+			t.Fatalf("getChildren2: %+v %v", rep, names)
+		}
+		if rep := ro.call(opGetACL, pathBody("/ro")); rep.err != 0 {
+			t.Fatalf("getACL: %+v", rep)
+		}
+		rep = ro.call(opMultiRead, multiBody(opGetData, pathWatchBody("/ro", false), opGetChildren, pathWatchBody("/ro", false)))
+		if rep.err != 0 {
+			t.Fatalf("multiRead: %+v", rep)
+		}
+		if res := readMulti(t, rep.body); len(res) != 2 || string(res[0].data) != "v" || !slices.Equal(res[1].children, []string{"child"}) {
+			t.Fatalf("multiRead results: %+v", res)
+		}
+		if rep := ro.call(opGetEphemerals, pathBody("/")); rep.err != 0 || len(rep.body.strings()) != 0 {
+			t.Fatalf("getEphemerals: %+v", rep)
+		}
+	})
+
+	t.Run("writes get ZNOTREADONLY", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			op   int32
+			body func(*juteWriter)
+		}{
+			{"create", opCreate, createBody("/ro/new", nil, 0)},
+			{"create2", opCreate2, createBody("/ro/new", nil, 0)},
+			{"setData", opSetData, func(w *juteWriter) { w.ustring("/ro"); w.buffer([]byte("x")); w.int(-1) }},
+			{"delete", opDelete, func(w *juteWriter) { w.ustring("/ro/child"); w.int(-1) }},
+			{"setACL", opSetACL, func(w *juteWriter) { w.ustring("/ro"); w.acls(zoo.OpenACL); w.int(-1) }},
+			{"multi", opMulti, multiBody(opCheck, func(w *juteWriter) { w.ustring("/ro"); w.int(-1) })},
+			{"check", opCheck, func(w *juteWriter) { w.ustring("/ro"); w.int(-1) }},
+			{"sync", opSync, pathBody("/")},
+			{"reconfig", opReconfig, func(w *juteWriter) { w.ustring(""); w.ustring("3"); w.ustring(""); w.long(-1) }},
+		} {
+			if rep := ro.call(tc.op, tc.body); rep.err != zoo.CodeNotReadOnly {
+				t.Errorf("%s: err %d, want ZNOTREADONLY", tc.name, rep.err)
+			}
+		}
+		if rep := ro.ping(); rep.err != 0 {
+			t.Fatalf("connection unusable after refused writes: %+v", rep)
+		}
+	})
+
+	t.Run("a read-write session continues read-only", func(t *testing.T) {
+		cont := dialRaw(t, c.addrs[alone])
+		sid, passwd, readOnly := parseConnectResponse(t, cont.roConnect(rwSid, rwPasswd, true))
+		if sid != rwSid || !slices.Equal(passwd, rwPasswd) || !readOnly {
+			t.Fatalf("continued session %x readOnly %v, want %x", sid, readOnly, rwSid)
+		}
+		if rep := cont.call(opGetData, pathWatchBody("/ro", false)); rep.err != 0 {
+			t.Fatalf("getData: %+v", rep)
+		}
+		bad := dialRaw(t, c.addrs[alone])
+		if frame := bad.roConnect(rwSid, make([]byte, 16), true); len(frame) != 37 || !bytes.Equal(frame[4:16], make([]byte, 12)) {
+			t.Fatalf("wrong password: answer %x, want the expired-session answer", frame)
+		}
+		bad.expectClosed()
+	})
+
+	c.Heal()
+	ro.expectClosed()
+	eventually(t, 15*time.Second, "isro says rw", func() bool { return word(t, c.addrs[alone], "isro") == "rw" })
+	back := dialRaw(t, c.addrs[alone])
+	if _, _, readOnly := parseConnectResponse(t, back.roConnect(0, make([]byte, 16), true)); readOnly {
+		t.Fatal("a serving replica gave a read-only session")
+	}
+}
+
+func TestReadOnlyModeDefaults(t *testing.T) {
+	t.Parallel()
+	ens := openSingle(t)
+	for _, tc := range []struct {
+		cfg  Config
+		want []string
+	}{
+		{Config{}, []string{"srvr"}},
+		{Config{ReadOnlyMode: true}, []string{"srvr", "isro"}},
+		{Config{ReadOnlyMode: true, FourLetterWords: []string{"ruok"}}, []string{"ruok"}},
+	} {
+		srv, err := NewServer(ens, tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(srv.cfg.FourLetterWords, tc.want) {
+			t.Errorf("ReadOnlyMode %v, FourLetterWords %q: whitelist %q, want %q",
+				tc.cfg.ReadOnlyMode, tc.cfg.FourLetterWords, srv.cfg.FourLetterWords, tc.want)
+		}
+	}
+	// Without read-only mode a replica that does not serve is not read-only.
+	_, addr := serve(t, ens, Config{FourLetterWords: []string{"isro"}})
+	if got := word(t, addr, "isro"); got != "rw" {
+		t.Fatalf("isro = %q", got)
+	}
+}
