@@ -4,6 +4,7 @@
 //	zoo server --config zoo.cfg        # like zkServer.sh start-foreground
 //	zoo status --config zoo.cfg        # like zkServer.sh status: "Mode: leader"
 //	zoo status -server host:port
+//	zoo cli -server host:port[,...]    # like zkCli.sh, same commands and output
 //	zoo version
 package main
 
@@ -25,6 +26,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "server":
 		return serverCmd(args[1:], stdout, stderr)
+	case "cli":
+		return cliCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
 	case "version":
@@ -47,6 +50,8 @@ func usage(w io.Writer) {
   zoo server --config zoo.cfg     run a replica as described by a ZooKeeper zoo.cfg (+ dataDir/myid)
   zoo status --config zoo.cfg     print this server's mode, like zkServer.sh status
   zoo status -server host:port    the same for any server
+  zoo cli [-server host:port,...] [command args...]
+                                  a zkCli.sh-compatible shell (one command, piped commands, or interactive)
   zoo version
 `)
 }
