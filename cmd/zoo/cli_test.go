@@ -200,10 +200,12 @@ const syncConnectedEvent = "\nWATCHER::\n\nWatchedEvent state:SyncConnected type
 var ephemeralOwnerLine = regexp.MustCompile(`(?m)^ephemeralOwner = 0x[1-9a-f][0-9a-f]*$`)
 
 // normalizeCliCase normalizes a transcript as normalizeZkCli does, drops
-// zkCli.sh's banner and the session's first SyncConnected event when it comes
-// first (every case starts by connecting), and hides session ids.
+// zkCli.sh's banner and the session's SyncConnected event wherever it comes
+// (every case connects), and hides session ids.
 func normalizeCliCase(out string) string {
-	return strings.TrimPrefix(normalizeCliOutput(out), syncConnectedEvent)
+	// The connection event usually comes first, but a command that fails on
+	// its arguments may finish before the session is established.
+	return strings.Replace(normalizeCliOutput(out), syncConnectedEvent, "", 1)
 }
 
 // normalizeCliOutput is normalizeCliCase keeping the first event.
