@@ -322,11 +322,16 @@ func TestGoZKWatches(t *testing.T) {
 }
 
 // A client connected to all three servers survives the loss of the one it
-// uses: it resumes its session on another replica, keeps its ephemeral and
-// re-arms its watches with setWatches.
+// uses: it resumes its session on another replica and keeps its ephemeral.
 // TestGoZKWatchRearmAfterFailover (gozk_rearm_test.go) adds a watch to this
 // scenario; it cannot run under the race detector, see there.
-func TestGoZKSessionResume(t *testing.T) {
+func TestGoZKSessionResume(t *testing.T) { resumeAfterFailover(t, false) }
+
+// resumeAfterFailover runs the failover scenario: the client's server (or its
+// whole replica) goes, the client resumes its session on another replica and
+// keeps its ephemeral; with watch, a data watch set before is re-armed through
+// setWatches and fires for a write made through the third replica.
+func resumeAfterFailover(t *testing.T, watch bool) {
 	for _, stopReplica := range []bool{false, true} {
 		name := "server closed"
 		if stopReplica {
@@ -340,6 +345,16 @@ func TestGoZKSessionResume(t *testing.T) {
 			sid := conn.SessionID()
 			if _, err := conn.Create("/eph", []byte("e"), zk.FlagEphemeral, acl); err != nil {
 				t.Fatal(err)
+			}
+			var wch <-chan zk.Event
+			if watch {
+				if _, err := conn.Create("/watched", nil, 0, acl); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				if _, _, wch, err = conn.GetW("/watched"); err != nil {
+					t.Fatal(err)
+				}
 			}
 			first := c.index(conn.Server())
 			if first < 0 {
@@ -362,6 +377,26 @@ func TestGoZKSessionResume(t *testing.T) {
 			ok, st, err := conn.Exists("/eph")
 			if err != nil || !ok || st.EphemeralOwner != sid {
 				t.Fatalf("ephemeral after failover: %v %+v %v", ok, st, err)
+			}
+			if !watch {
+				return
+			}
+			// The data watch was re-armed through setWatches on the new server.
+			other := (first + 1) % 3
+			if c.index(conn.Server()) == other {
+				other = (first + 2) % 3
+			}
+			writer, _ := connectZK(t, c.addrs[other:other+1], 4*time.Second)
+			if _, err := writer.Set("/watched", []byte("x"), -1); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case ev := <-wch:
+				if ev.Type != zk.EventNodeDataChanged || ev.Path != "/watched" {
+					t.Fatalf("re-armed watch delivered %+v", ev)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("re-armed watch did not fire")
 			}
 		})
 	}
