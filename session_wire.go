@@ -205,7 +205,9 @@ func (s *Session) AuthIDs() []ID { return s.authIDs() }
 // client reconnecting to another server does. A wrong password, or a session
 // that expired or closed, is [ErrSessionExpired]. The session's previous handle
 // on this replica, if any, is detached. Watches are not carried over: the
-// client re-arms them ([Session.SetWatches]).
+// client re-arms them ([Session.SetWatches]). The replica first catches up
+// with the leader, as a ZooKeeper follower revalidates a reconnecting session
+// with its leader, so a session that expired anywhere is refused here too.
 func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte, opts ...SessionOption) (*Session, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
@@ -214,6 +216,9 @@ func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte,
 		return nil, ErrNotServing
 	}
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := e.sync(ctx); err != nil {
 		return nil, err
 	}
 	o := sessionOptions{}
