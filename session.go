@@ -62,8 +62,8 @@ type Session struct {
 	timeout  time.Duration
 	password []byte
 
-	mu    sync.Mutex // guards ids, state, err
-	ids   []ID       // authenticated identities (AddAuth), plus super if granted
+	mu    sync.Mutex           // guards state, err, and writers of ids
+	ids   atomic.Pointer[[]ID] // authenticated identities (AddAuth), plus super if granted; never mutated in place, so watch delivery reads them without a lock
 	state SessionState
 	err   error
 	done  chan struct{}
@@ -237,24 +237,30 @@ func (s *Session) AddAuth(ctx context.Context, scheme string, auth []byte) error
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, have := range s.ids {
+	old := s.currentIDs()
+	for _, have := range old {
 		if have == id {
 			return nil
 		}
 	}
-	s.ids = append(s.ids, id)
+	ids := append(append(make([]ID, 0, len(old)+2), old...), id)
 	if id.Scheme == "digest" && id.ID == s.e.cfg.SuperDigest {
-		s.ids = append(s.ids, superUserID)
+		ids = append(ids, superUserID)
+	}
+	s.ids.Store(&ids)
+	return nil
+}
+
+// currentIDs returns the session's identities, shared: callers must not modify them.
+func (s *Session) currentIDs() []ID {
+	if p := s.ids.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
 
 // authIDs returns a copy of the session's identities.
-func (s *Session) authIDs() []ID {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]ID(nil), s.ids...)
-}
+func (s *Session) authIDs() []ID { return append([]ID(nil), s.currentIDs()...) }
 
 // live returns the error that ends every call of an ended session.
 func (s *Session) live() error {

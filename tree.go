@@ -142,9 +142,11 @@ func (n *znode) stat() Stat {
 // change is one effect of a write, consumed by the watch registry and the
 // session table after the write (or whole multi) succeeded.
 type change struct {
-	typ   EventType // EventNodeCreated, EventNodeDeleted or EventNodeDataChanged
-	path  string
-	owner int64 // raw owner of the created or deleted node
+	typ       EventType // EventNodeCreated, EventNodeDeleted or EventNodeDataChanged
+	path      string
+	owner     int64 // raw owner of the created or deleted node
+	acl       []ACL // the node's ACL: its events reach only watchers that may read it
+	parentACL []ACL // the parent's ACL, for NodeChildrenChanged (nil for data changes)
 }
 
 // tree is the znode store. It is not safe for concurrent use: the FSM guards it.
@@ -338,7 +340,7 @@ func (t *tree) create(x *txnCtx, r createReq) (*znode, error) {
 	p.pzxid = x.zxid
 	t.put(&p)
 	t.put(n)
-	x.changes = append(x.changes, change{EventNodeCreated, path, owner})
+	x.changes = append(x.changes, change{EventNodeCreated, path, owner, n.acl, parent.acl})
 	return n, nil
 }
 
@@ -379,7 +381,7 @@ func (t *tree) unlink(x *txnCtx, parent, n *znode) {
 	p.pzxid = max(p.pzxid, x.zxid)
 	t.put(&p)
 	t.del(n.path)
-	x.changes = append(x.changes, change{EventNodeDeleted, n.path, n.owner})
+	x.changes = append(x.changes, change{EventNodeDeleted, n.path, n.owner, n.acl, parent.acl})
 }
 
 // setData replaces a node's data.
@@ -406,7 +408,7 @@ func (t *tree) setData(x *txnCtx, path string, data []byte, version int32) (*zno
 	m.mzxid = x.zxid
 	m.mtime = x.time
 	t.put(&m)
-	x.changes = append(x.changes, change{EventNodeDataChanged, path, m.owner})
+	x.changes = append(x.changes, change{EventNodeDataChanged, path, m.owner, m.acl, nil})
 	return &m, nil
 }
 

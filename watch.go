@@ -135,7 +135,7 @@ func (r *watchRegistry) trigger(c change, zxid int64) {
 		return
 	}
 	var notified []watcher
-	fire := func(t watchTable, path string, typ EventType, evPath string, oneShot bool) {
+	fire := func(t watchTable, path string, typ EventType, evPath string, oneShot bool, acl []ACL) {
 		m := r.tables[t][path]
 		if len(m) == 0 {
 			return
@@ -152,6 +152,16 @@ func (r *watchRegistry) trigger(c change, zxid int64) {
 				}
 			}
 			notified = append(notified, w)
+			if !mayRead(w, acl) {
+				// ZooKeeper 3.8.4+ (CVE-2024-23944): an event goes only to
+				// watchers allowed to read the node; a one-shot watch is
+				// used up all the same.
+				if oneShot {
+					w.notify(Event{Type: EventNotWatching, Path: evPath, Zxid: zxid, Err: ErrNoAuth})
+					r.drop(t, path, w)
+				}
+				continue
+			}
 			if !w.notify(ev) {
 				r.removeWatcher(w)
 				continue
@@ -168,16 +178,16 @@ func (r *watchRegistry) trigger(c change, zxid int64) {
 	}
 	switch c.typ {
 	case EventNodeCreated, EventNodeDataChanged:
-		fire(tableData, p, c.typ, p, true)
-		fire(tablePersistent, p, c.typ, p, false)
+		fire(tableData, p, c.typ, p, true, c.acl)
+		fire(tablePersistent, p, c.typ, p, false, c.acl)
 	case EventNodeDeleted:
-		fire(tableData, p, c.typ, p, true)
-		fire(tableChild, p, c.typ, p, true)
-		fire(tablePersistent, p, c.typ, p, false)
+		fire(tableData, p, c.typ, p, true, c.acl)
+		fire(tableChild, p, c.typ, p, true, c.acl)
+		fire(tablePersistent, p, c.typ, p, false, c.acl)
 	}
 	if len(r.tables[tableRecursive]) > 0 {
 		for a := p; ; a, _ = splitPath(a) {
-			fire(tableRecursive, a, c.typ, p, false)
+			fire(tableRecursive, a, c.typ, p, false, c.acl)
 			if a == "/" {
 				break
 			}
@@ -185,9 +195,22 @@ func (r *watchRegistry) trigger(c change, zxid int64) {
 	}
 	if c.typ != EventNodeDataChanged && parent != "" {
 		notified = notified[:0]
-		fire(tableChild, parent, EventNodeChildrenChanged, parent, true)
-		fire(tablePersistent, parent, EventNodeChildrenChanged, parent, false)
+		fire(tableChild, parent, EventNodeChildrenChanged, parent, true, c.parentACL)
+		fire(tablePersistent, parent, EventNodeChildrenChanged, parent, false, c.parentACL)
 	}
+}
+
+// mayRead reports whether w's session may read a node with this ACL, and so
+// see its events. Watchers not owned by a session (tests) see everything.
+func mayRead(w watcher, acl []ACL) bool {
+	if len(acl) == 0 {
+		return true
+	}
+	o, ok := w.(handleOwned)
+	if !ok || o.handle() == nil {
+		return true
+	}
+	return checkACL(acl, o.handle().currentIDs(), PermRead) == nil
 }
 
 func (r *watchRegistry) drop(t watchTable, path string, w watcher) {

@@ -240,6 +240,54 @@ func TestGoZKACL(t *testing.T) {
 	})
 }
 
+// A client without READ on a node gets no event for it (ZooKeeper 3.8.4+),
+// even from a watch it was allowed to set.
+func TestGoZKWatchEventsFilteredByACL(t *testing.T) {
+	backends(t, func(t *testing.T, addrs []string) {
+		owner, _ := connectZK(t, addrs[:1], 10*time.Second)
+		stranger, _ := connectZK(t, addrs[1:2], 10*time.Second)
+		if err := owner.AddAuth("digest", []byte("alice:secret")); err != nil {
+			t.Fatal(err)
+		}
+		private := zk.DigestACL(zk.PermAll, "alice", "secret")
+		if _, err := owner.Create("/vault", nil, 0, private); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stranger.Sync("/vault"); err != nil {
+			t.Fatal(err)
+		}
+		// exists on an absent node is allowed, so both watches are set.
+		_, _, hidden, err := stranger.ExistsW("/vault/key")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, open, err := stranger.ExistsW("/open")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := owner.Create("/vault/key", []byte("k"), 0, private); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := owner.Create("/open", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-open:
+			if ev.Type != zk.EventNodeCreated || ev.Path != "/open" {
+				t.Fatalf("/open watch: %+v", ev)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event for /open")
+		}
+		// Events arrive in zxid order: had /vault/key's been sent, it would be here now.
+		select {
+		case ev := <-hidden:
+			t.Fatalf("stranger saw an event for a node it cannot read: %+v", ev)
+		default:
+		}
+	})
+}
+
 func TestGoZKWatches(t *testing.T) {
 	backends(t, func(t *testing.T, addrs []string) {
 		// The watcher and the writer are on different replicas in the cluster case.
