@@ -44,6 +44,11 @@ type Ensemble struct {
 
 	nudge chan struct{} // requests to tell followers the commit index now
 
+	leaderMu    sync.Mutex // guards the leadership last seen, for Status.LeaderSince
+	leaderTerm  uint64
+	leaderID    raft.ServerID
+	leaderSince time.Time
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -177,6 +182,7 @@ func (e *Ensemble) open() error {
 	e.goRun(e.touchLoop)
 	e.goRun(e.reapLoop)
 	e.goRun(e.nudgeLoop)
+	e.goRun(e.watchLeader)
 	return nil
 }
 

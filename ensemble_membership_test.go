@@ -261,3 +261,33 @@ func TestMembershipChangeEndsWithClose(t *testing.T) {
 		t.Fatal("AddObserver did not return after Close")
 	}
 }
+
+// Status.LeaderSince says when each replica learned of the current leadership,
+// and moves on when a new leader takes over.
+func TestStatusLeaderSince(t *testing.T) {
+	c := newCluster(t, 3, zootest.Options{})
+	leader := c.WaitLeader()
+	since := func(i int) time.Time {
+		st, err := c.Replica(i).Status()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.LeaderSince
+	}
+	for i := 0; i < c.Size(); i++ {
+		eventually(t, 10*time.Second, "LeaderSince set", func() bool { return !since(i).IsZero() })
+	}
+	before := since(leader)
+	if time.Since(before) < 0 {
+		t.Fatalf("LeaderSince %v is in the future", before)
+	}
+	stopped := time.Now()
+	c.Stop(leader)
+	next := c.WaitLeader()
+	eventually(t, 10*time.Second, "new leader's LeaderSince", func() bool { return since(next).After(stopped) })
+	for _, i := range followers(c, next) {
+		if i != leader {
+			eventually(t, 10*time.Second, "follower's LeaderSince", func() bool { return since(i).After(stopped) })
+		}
+	}
+}

@@ -46,7 +46,8 @@ type Status struct {
 	LeaderID      string
 	LeaderAddr    string
 	Members       []Member
-	AppliedIndex  uint64 // the last zxid this replica applied
+	AppliedIndex  uint64    // the last zxid this replica applied
+	LeaderSince   time.Time // when this replica learned of the current leadership (zero when none)
 	Serving       bool
 	Sessions      int // live sessions in the ensemble
 	LocalSessions int // sessions served by this replica
@@ -96,7 +97,43 @@ func (e *Ensemble) Status() (Status, error) {
 	e.mu.Lock()
 	st.LocalSessions = len(e.sessions)
 	e.mu.Unlock()
+	e.leaderMu.Lock()
+	if leader != "" && leader == e.leaderID {
+		st.LeaderSince = e.leaderSince
+	}
+	e.leaderMu.Unlock()
 	return st, nil
+}
+
+// watchLeader records when the leadership changes (a new leader, or the same
+// one in a new term), from raft's leader observations.
+func (e *Ensemble) watchLeader() {
+	ch := make(chan raft.Observation, 64)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	e.raft.RegisterObserver(obs)
+	defer e.raft.DeregisterObserver(obs)
+	e.noteLeader()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-ch:
+			e.noteLeader()
+		}
+	}
+}
+
+func (e *Ensemble) noteLeader() {
+	_, id := e.raft.LeaderWithID()
+	term := e.raft.CurrentTerm()
+	e.leaderMu.Lock()
+	defer e.leaderMu.Unlock()
+	if id != e.leaderID || term != e.leaderTerm {
+		e.leaderID, e.leaderTerm, e.leaderSince = id, term, time.Now()
+	}
 }
 
 // WaitServing blocks until this replica knows a leader and has applied

@@ -422,6 +422,7 @@ var metricHelp = map[string]string{
 	"followers":                  "Other members of the ensemble (leader only)",
 	"synced_followers":           "Other voting members of the ensemble (leader only)",
 	"pending_syncs":              "Pending follower syncs (leader only)",
+	"leader_uptime":              "Milliseconds since this replica became leader (leader only)",
 }
 
 // adminMetrics serves the monitor values in Prometheus's text exposition

@@ -343,6 +343,9 @@ func TestAdminCluster(t *testing.T) {
 			t.Errorf("replica %d (leader %d) monitor: %v", i, leader, m)
 		}
 		_, hasFollowers := m["followers"]
+		if _, has := m["leader_uptime"]; has != (i == leader) || i == leader && num(t, m, "leader_uptime") < 0 {
+			t.Errorf("replica %d (leader %d) monitor leader_uptime: %v", i, leader, m)
+		}
 		if i == leader && (num(t, m, "followers") != 2 || num(t, m, "synced_followers") != 2 || num(t, m, "pending_syncs") != 0) ||
 			i != leader && hasFollowers {
 			t.Errorf("replica %d (leader %d) monitor followers: %v", i, leader, m)

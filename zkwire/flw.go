@@ -231,6 +231,9 @@ func (s *Server) monitorValues(st zoo.Status) []metric {
 		}
 		ms = append(ms, metric{"followers", int64(followers)}, metric{"synced_followers", int64(voters)},
 			metric{"pending_syncs", int64(0)})
+		if !st.LeaderSince.IsZero() {
+			ms = append(ms, metric{"leader_uptime", time.Since(st.LeaderSince).Milliseconds()})
+		}
 	}
 	return ms
 }
