@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/btree"
@@ -101,12 +102,21 @@ type znode struct {
 func (n *znode) parent() string { return n.path[:n.parentEnd] }
 func (n *znode) name() string   { return n.path[n.nameStart:] }
 
-// keyOf builds a lookup key for path: nodes sort by (parent, name), so the
-// children of one node are adjacent in the B-tree.
-func keyOf(path string) *znode {
-	n := &znode{path: path}
-	n.setKey()
-	return n
+// keyPool recycles lookup keys: a key escapes into the B-tree's comparator, so
+// a fresh one per lookup would cost a heap allocation on every read.
+var keyPool = sync.Pool{New: func() any { return new(znode) }}
+
+// withKey calls fn with a lookup key for path: nodes sort by (parent, name),
+// so the children of one node are adjacent in the B-tree. The key is only
+// valid during fn.
+func withKey[T any](path string, fn func(key *znode) T) T {
+	k := keyPool.Get().(*znode)
+	k.path = path
+	k.setKey()
+	v := fn(k)
+	k.path = ""
+	keyPool.Put(k)
+	return v
 }
 
 func (n *znode) setKey() {
@@ -178,8 +188,10 @@ func newTree() *tree {
 }
 
 func (t *tree) get(path string) *znode {
-	n, _ := t.nodes.Get(keyOf(path))
-	return n
+	return withKey(path, func(k *znode) *znode {
+		n, _ := t.nodes.Get(k)
+		return n
+	})
 }
 
 // put stores n, remembering what it replaced when a multi may need to roll back.
@@ -191,8 +203,8 @@ func (t *tree) put(n *znode) {
 }
 
 func (t *tree) del(path string) {
-	prev, ok := t.nodes.Delete(keyOf(path))
-	if t.txn && ok {
+	prev := withKey(path, func(k *znode) *znode { p, _ := t.nodes.Delete(k); return p })
+	if t.txn && prev != nil {
 		t.undo = append(t.undo, &undoEntry{path: path, prev: prev})
 	}
 }
@@ -208,7 +220,7 @@ func (t *tree) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		u := t.undo[i]
 		if u.prev == nil {
-			t.nodes.Delete(keyOf(u.path))
+			withKey(u.path, func(k *znode) *znode { p, _ := t.nodes.Delete(k); return p })
 		} else {
 			t.nodes.ReplaceOrInsert(u.prev)
 		}

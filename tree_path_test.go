@@ -86,9 +86,8 @@ func TestSplitJoinPath(t *testing.T) {
 		if got := childPath(p, n); got != tt.path {
 			t.Errorf("childPath(%q, %q) = %s", p, n, got)
 		}
-		k := keyOf(tt.path)
-		if k.parent() != tt.parent || k.name() != tt.name {
-			t.Errorf("keyOf(%s) = (%q, %q)", tt.path, k.parent(), k.name())
+		if k := withKey(tt.path, func(k *znode) [2]string { return [2]string{k.parent(), k.name()} }); k != [2]string{tt.parent, tt.name} {
+			t.Errorf("key of %s = %q", tt.path, k)
 		}
 	}
 	for _, p := range []string{"/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"} {
@@ -144,8 +143,8 @@ func FuzzValidatePath(f *testing.F) {
 		if name == "" || childPath(parent, name) != p || validatePath(parent) != nil {
 			t.Fatalf("split %q into %q, %q", p, parent, name)
 		}
-		if k := keyOf(p); k.parent() != parent || k.name() != name {
-			t.Fatalf("keyOf(%q) = (%q, %q)", p, k.parent(), k.name())
+		if k := withKey(p, func(k *znode) [2]string { return [2]string{k.parent(), k.name()} }); k != [2]string{parent, name} {
+			t.Fatalf("key of %q = %q", p, k)
 		}
 		// A sequential create validates the name with a digit appended; for an
 		// accepted path that must hold too.
