@@ -52,12 +52,11 @@ func DigestID(user, password string) string {
 func authIDFor(scheme string, auth []byte) (ID, error) {
 	switch scheme {
 	case "digest":
-		s := string(auth)
-		user, pw, ok := strings.Cut(s, ":")
-		if !ok {
-			return ID{}, fmt.Errorf("%w: digest auth must be user:password", ErrAuthFailed)
-		}
-		return ID{"digest", DigestID(user, pw)}, nil
+		// ZooKeeper's generateDigest: the text before the first ':' (all of
+		// it when there is none) plus the hash of the whole string.
+		user, _, _ := strings.Cut(string(auth), ":")
+		sum := sha1.Sum(auth)
+		return ID{"digest", user + ":" + base64.StdEncoding.EncodeToString(sum[:])}, nil
 	case "ip":
 		if _, err := netip.ParseAddr(string(auth)); err != nil {
 			return ID{}, fmt.Errorf("%w: bad ip %q", ErrAuthFailed, auth)
