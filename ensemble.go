@@ -177,7 +177,7 @@ func (e *Ensemble) open() error {
 	e.raft = r
 
 	e.tracker = newSessionTracker(e)
-	e.goRun(func() { serveRPC(e.ctx, e.transport.Listener(), e.handleRPC, rpcCodeOf, hlog.Named("rpc")) })
+	e.goRun(func() { serveRPC(e.ctx, e.transport.Listener(), e.handleRPC, e.startRPC, rpcCodeOf, hlog.Named("rpc")) })
 	e.goRun(e.tracker.run)
 	e.goRun(e.touchLoop)
 	e.goRun(e.reapLoop)
@@ -258,6 +258,12 @@ func (e *Ensemble) waitForLeaderTime() time.Duration { return 4 * e.cfg.TickTime
 // applied it, so the caller reads its own write and has seen its watch events.
 // After ErrConnectionLoss the outcome is unknown: the write may have committed.
 func (e *Ensemble) propose(ctx context.Context, c *command) (*applyResult, error) {
+	slot := slotFrom(ctx)
+	if slot != nil {
+		if err := slot.awaitTurn(ctx); err != nil {
+			return nil, err
+		}
+	}
 	b := encodeCommand(c)
 	var noLeaderSince time.Time
 	for attempt := 0; ; attempt++ {
@@ -270,19 +276,47 @@ func (e *Ensemble) propose(ctx context.Context, c *command) (*applyResult, error
 		addr, id := e.raft.LeaderWithID()
 		var res *applyResult
 		var err error
+		if slot != nil && id != "" {
+			if err := slot.admit(ctx, id, e.raft.CurrentTerm()); err != nil {
+				return nil, err
+			}
+		}
+		submitted := func() {
+			if slot != nil {
+				slot.markSubmitted(id, e.raft.CurrentTerm())
+			}
+		}
 		switch {
 		case id == "":
 			err = errNoLeader
 		case id == raft.ServerID(e.cfg.ID):
-			res, err = e.applyAsLeader(ctx, b)
+			f := e.startApply(ctx, b)
+			submitted()
+			res, err = e.finishApply(f)
 		default:
-			res, err = e.forwardApply(ctx, addr, b)
+			res, err = e.forwardApply(ctx, addr, b, submitted)
 		}
 		if err == nil {
+			if slot != nil {
+				slot.finish(false) // committed: a later write may go anywhere
+			}
 			if werr := e.waitLocalApply(ctx, res.index); werr != nil {
 				return nil, werr
 			}
 			return res, nil
+		}
+		if slot != nil && slot.wasSubmitted() {
+			refused := errors.Is(err, errNoLeader) || errors.Is(err, errNotLeader)
+			if !refused || !slot.retract() {
+				// A later write may already be on its way: retrying could
+				// reorder them. The outcome is not known.
+				slot.finish(true)
+				if refused {
+					return nil, fmt.Errorf("%w: the leader changed under pipelined writes", ErrConnectionLoss)
+				}
+				return nil, err
+			}
+			// Refused, and nothing was sent after it: send it again below.
 		}
 		if !errors.Is(err, errNoLeader) && !errors.Is(err, errNotLeader) {
 			return nil, err
@@ -347,13 +381,23 @@ var (
 
 // applyAsLeader stamps the leader's time into the command and applies it.
 func (e *Ensemble) applyAsLeader(ctx context.Context, b []byte) (*applyResult, error) {
+	return e.finishApply(e.startApply(ctx, b))
+}
+
+// startApply stamps the leader's time into the command and hands it to raft:
+// commands started one after another are appended in that order.
+func (e *Ensemble) startApply(ctx context.Context, b []byte) raft.ApplyFuture {
 	b = append([]byte(nil), b...)
 	stampTime(b, time.Now())
 	timeout := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Millisecond)
 	}
-	f := e.raft.Apply(b, timeout)
+	return e.raft.Apply(b, timeout)
+}
+
+// finishApply waits for a started command's result.
+func (e *Ensemble) finishApply(f raft.ApplyFuture) (*applyResult, error) {
 	if err := e.await(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
@@ -423,10 +467,35 @@ func rpcErrFromCode(code int32, msg string) error {
 	return remoteErr(Code(code), msg)
 }
 
-// forwardApply sends a write to the leader. If the connection breaks after
-// the request left, the outcome is unknown (ErrConnectionLoss).
-func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, b []byte) (*applyResult, error) {
-	out, err := e.client(leader).Call(ctx, rpcApply, b)
+// startRPC starts a forwarded write in the order it arrived (see rpcStarter):
+// writes a follower forwards one after another are appended in that order.
+func (e *Ensemble) startRPC(ctx context.Context, method byte, payload []byte) func() ([]byte, error) {
+	if method != rpcApply {
+		return nil
+	}
+	if e.closed.Load() {
+		return func() ([]byte, error) { return nil, ErrClosed }
+	}
+	if e.raft.State() != raft.Leader {
+		return func() ([]byte, error) { return nil, errNotLeader }
+	}
+	f := e.startApply(ctx, payload)
+	return func() ([]byte, error) {
+		res, err := e.finishApply(f)
+		if err != nil {
+			return nil, err
+		}
+		e.nudgeFollowers(res.index)
+		return encodeResult(res), nil
+	}
+}
+
+// forwardApply sends a write to the leader; queued, if not nil, is called
+// once the request is queued on the connection (see rpcClient.CallQueued). If
+// the connection breaks after the request left, the outcome is unknown
+// (ErrConnectionLoss).
+func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, b []byte, queued func()) (*applyResult, error) {
+	out, err := e.client(leader).CallQueued(ctx, rpcApply, b, queued)
 	if err != nil {
 		if errors.Is(err, errRPCNotSent) {
 			return nil, errNoLeader // nothing left this replica: retry
@@ -456,16 +525,6 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		return nil, ErrClosed
 	}
 	switch method {
-	case rpcApply:
-		if e.raft.State() != raft.Leader {
-			return nil, errNotLeader
-		}
-		res, err := e.applyAsLeader(ctx, payload)
-		if err != nil {
-			return nil, err
-		}
-		e.nudgeFollowers(res.index)
-		return encodeResult(res), nil
 	case rpcTouch:
 		touches, err := decodeTouches(payload)
 		if err != nil {

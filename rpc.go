@@ -46,6 +46,13 @@ var errRPCTooLarge = errors.New("zoo: rpc frame too large")
 // rpcHandler serves one peer request; method is a small opcode, payload opaque.
 type rpcHandler func(ctx context.Context, method byte, payload []byte) ([]byte, error)
 
+// rpcStarter runs the first part of a request in its connection's read loop,
+// so that requests from one peer start in the order they were sent (forwarded
+// writes of one pipelined session must reach raft in order). It returns the
+// rest of the work, run in the request's goroutine, or nil when the method
+// has no ordered part (then the rpcHandler serves it).
+type rpcStarter func(ctx context.Context, method byte, payload []byte) func() ([]byte, error)
+
 // remoteError is an error returned by a peer's handler. Code is the ZooKeeper code when the error had one (0 otherwise).
 type remoteError struct {
 	Code int32
@@ -110,7 +117,7 @@ func writeRPCFrame(c net.Conn, id uint64, kind byte, body ...[]byte) error {
 // under a context cancelled when its connection ends. codeOf maps a handler
 // error to its ZooKeeper code (nil: every error gets code 0). serveRPC
 // returns only after its connections are closed and handlers have returned.
-func serveRPC(ctx context.Context, ln net.Listener, h rpcHandler, codeOf func(error) int32, logger hclog.Logger) {
+func serveRPC(ctx context.Context, ln net.Listener, h rpcHandler, start rpcStarter, codeOf func(error) int32, logger hclog.Logger) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
@@ -161,7 +168,7 @@ func serveRPC(ctx context.Context, ln net.Listener, h rpcHandler, codeOf func(er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			serveRPCConn(ctx, c, h, codeOf, logger)
+			serveRPCConn(ctx, c, h, start, codeOf, logger)
 			mu.Lock()
 			delete(conns, c)
 			mu.Unlock()
@@ -171,7 +178,7 @@ func serveRPC(ctx context.Context, ln net.Listener, h rpcHandler, codeOf func(er
 
 // serveRPCConn reads requests off c until it fails, then waits for the
 // handlers it started and closes c.
-func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, codeOf func(error) int32, logger hclog.Logger) {
+func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, start rpcStarter, codeOf func(error) int32, logger hclog.Logger) {
 	ctx, cancel := context.WithCancel(ctx)
 	var (
 		handlers sync.WaitGroup
@@ -222,10 +229,17 @@ func serveRPCConn(ctx context.Context, c net.Conn, h rpcHandler, codeOf func(err
 			}
 			return
 		}
+		var rest func() ([]byte, error)
+		if start != nil {
+			rest = start(ctx, method, payload)
+		}
+		if rest == nil {
+			rest = func() ([]byte, error) { return h(ctx, method, payload) }
+		}
 		handlers.Add(1)
 		go func() {
 			defer handlers.Done()
-			out, herr := h(ctx, method, payload)
+			out, herr := rest()
 			respond(id, out, herr)
 		}()
 	}
@@ -286,6 +300,13 @@ func (c *rpcClient) closedErr() error {
 // request is then unknown. Cancelling ctx returns ctx.Err() at once, and the
 // late response is dropped; the peer may still run the request.
 func (c *rpcClient) Call(ctx context.Context, method byte, payload []byte) ([]byte, error) {
+	return c.CallQueued(ctx, method, payload, nil)
+}
+
+// CallQueued is Call that also calls queued (if not nil) once the request
+// is queued on the connection, before it waits for the response: requests
+// queued one after another reach the peer in that order.
+func (c *rpcClient) CallQueued(ctx context.Context, method byte, payload []byte, queued func()) ([]byte, error) {
 	if len(payload) > rpcMaxBodySize {
 		return nil, fmt.Errorf("%w: payload of %d bytes", errRPCTooLarge, len(payload))
 	}
@@ -307,6 +328,9 @@ func (c *rpcClient) Call(ctx context.Context, method byte, payload []byte) ([]by
 		}
 		select {
 		case rc.writes <- rpcRequest{id: id, method: method, payload: payload}:
+			if queued != nil {
+				queued()
+			}
 		case <-rc.done:
 			rc.unregister(id)
 			if attempt == 0 {

@@ -44,7 +44,7 @@ func startRPCServer(t *testing.T, ln net.Listener, h rpcHandler, codeOf func(err
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		serveRPC(ctx, ln, h, codeOf, hclog.NewNullLogger())
+		serveRPC(ctx, ln, h, nil, codeOf, hclog.NewNullLogger())
 	}()
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
@@ -378,7 +378,7 @@ func TestRPCServeStopsWhenListenerCloses(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		serveRPC(context.Background(), ln, func(context.Context, byte, []byte) ([]byte, error) { return nil, nil }, nil, nil)
+		serveRPC(context.Background(), ln, func(context.Context, byte, []byte) ([]byte, error) { return nil, nil }, nil, nil, nil)
 	}()
 	ln.Close()
 	select {

@@ -25,8 +25,8 @@ const maxQueuedBytes = 4 << 20
 // Notify) are appended. Because a write's notifications are queued while it
 // is applied, before the write's own reply, a client always sees them first.
 //
-// Pipelining is a later improvement: requests of one connection are processed
-// one after another; a client may send many, they queue in the socket.
+// Writes a client sends without waiting overlap (pipeline.go); everything
+// else is processed in order after them.
 type conn struct {
 	srv    *Server
 	nc     net.Conn
@@ -51,6 +51,8 @@ type conn struct {
 	ending    bool // a closeSession is in progress: the session's end is expected
 	watches   map[string]watchKinds
 	st        connStats
+
+	pipe pipeline // used by the reader goroutine only (pipeline.go)
 }
 
 // connStats feeds cons.
@@ -69,6 +71,7 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 		est: time.Now(), wake: make(chan struct{}, 1), space: make(chan struct{}, 1),
 		done: make(chan struct{}), watches: map[string]watchKinds{}}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
+	c.pipe.slots = make(chan struct{}, maxPipelined)
 	c.st.lastCxid, c.st.lastZxid, c.st.lastOp = -1, -1, "NA"
 	return c
 }
@@ -286,6 +289,13 @@ func (c *conn) readLoop() {
 			c.close()
 			return
 		}
+		if pipelinable(frame, c.session()) {
+			if !c.startWrite(frame) {
+				return
+			}
+			continue
+		}
+		c.drainWrites()
 		if !c.process(frame) {
 			return
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/zooraft/zoo/zootest"
 )
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -51,7 +51,7 @@ func openSingle(t *testing.T) *zoo.Ensemble {
 }
 
 // serve starts a Server for ens on a fresh 127.0.0.1 port; it is closed with the test.
-func serve(t *testing.T, ens *zoo.Ensemble, cfg Config) (*Server, string) {
+func serve(t testing.TB, ens *zoo.Ensemble, cfg Config) (*Server, string) {
 	t.Helper()
 	srv, err := NewServer(ens, cfg)
 	if err != nil {
@@ -79,7 +79,7 @@ type cluster struct {
 	addrs []string
 }
 
-func newCluster(t *testing.T, cfg Config) *cluster {
+func newCluster(t testing.TB, cfg Config) *cluster {
 	t.Helper()
 	c := &cluster{Cluster: zootest.New(t, 3, zootest.Options{})}
 	for i := 0; i < 3; i++ {

@@ -106,12 +106,31 @@ var handlers = map[int32]handler{
 // process handles one request frame and reports whether the connection
 // should keep reading.
 func (c *conn) process(frame []byte) bool {
+	reply, then := c.serve(c.ctx, frame)
+	return c.deliver(reply, then)
+}
+
+// deliver queues a reply and then does what the request asked for.
+func (c *conn) deliver(reply []byte, then after) bool {
+	if then == closeNow {
+		c.close()
+		return false
+	}
+	c.enqueue(reply)
+	if then == closeAfter {
+		c.finish()
+		return false
+	}
+	return true
+}
+
+// serve runs one request and returns its reply frame (nil with closeNow).
+func (c *conn) serve(ctx context.Context, frame []byte) ([]byte, after) {
 	start := time.Now()
 	r := &juteReader{b: frame}
 	xid, op := r.int(), r.int()
 	if r.err != nil {
-		c.close() // no request header: ZooKeeper drops the connection
-		return false
+		return nil, closeNow // no request header: ZooKeeper drops the connection
 	}
 	srv := c.srv
 	srv.received.Add(1)
@@ -134,7 +153,7 @@ func (c *conn) process(frame []byte) bool {
 		c.mu.Lock()
 		c.ending = true
 		c.mu.Unlock()
-		if err := s.Close(c.ctx); err != nil {
+		if err := s.Close(ctx); err != nil {
 			c.mu.Lock()
 			c.ending = false // cleanup detaches it; it expires after its timeout
 			c.mu.Unlock()
@@ -157,12 +176,11 @@ func (c *conn) process(frame []byte) bool {
 			break
 		}
 		var err error
-		body, err = h(c.ctx, c, s, r)
+		body, err = h(ctx, c, s, r)
 		code, then = c.outcome(s, err)
 	}
 	if then == closeNow {
-		c.close()
-		return false
+		return nil, closeNow
 	}
 	zxid := srv.ens.LastZxid()
 	w := newFrame(64)
@@ -182,12 +200,7 @@ func (c *conn) process(frame []byte) bool {
 	}
 	st.lastLat, st.maxLat, st.totLat, st.numLat = ms, max(st.maxLat, ms), st.totLat+ms, st.numLat+1
 	c.mu.Unlock()
-	c.enqueue(w.frame())
-	if then == closeAfter {
-		c.finish()
-		return false
-	}
-	return true
+	return w.frame(), then
 }
 
 func opName(op int32) string {
