@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // maxQueuedBytes is how much unsent output a connection may hold before its
@@ -145,15 +146,15 @@ func (c *conn) Notify(ev zoo.Event) {
 	if zxid <= 0 {
 		zxid = -1
 	}
-	w := newFrame(16 + 12 + len(ev.Path))
-	w.replyHeader(xidNotification, zxid, zoo.CodeOK)
-	w.int(int32(ev.Type))
-	w.int(stateSyncConnected)
-	w.ustring(ev.Path)
+	w := jute.NewFrame(16 + 12 + len(ev.Path))
+	w.ReplyHeader(xidNotification, zxid, zoo.CodeOK)
+	w.Int(int32(ev.Type))
+	w.Int(stateSyncConnected)
+	w.UString(ev.Path)
 	c.mu.Lock()
 	c.watchFired(ev)
 	c.mu.Unlock()
-	c.enqueue(w.frame())
+	c.enqueue(w.Frame())
 }
 
 // writeLoop writes queued frames in order until the connection closes.
@@ -317,7 +318,7 @@ func (c *conn) cleanup() {
 // handshake answers the ConnectRequest: a new session, a resumed one, or
 // the expired-session answer. It reports whether requests may follow.
 func (c *conn) handshake(frame []byte) bool {
-	req, err := parseConnectRequest(frame)
+	req, err := jute.ReadConnectRequest(frame)
 	if err != nil {
 		c.srv.log.Debug("zkwire: malformed ConnectRequest", "remote", c.remote, "len", len(frame))
 		c.close()
@@ -326,23 +327,23 @@ func (c *conn) handshake(frame []byte) bool {
 	ens := c.srv.ens
 	ctx, cancel := context.WithTimeout(c.ctx, handshakeTimeout)
 	defer cancel()
-	if req.lastZxidSeen > ens.LastZxid() {
+	if req.LastZxidSeen > ens.LastZxid() {
 		// The client saw more than this replica applied: catch up briefly,
 		// else refuse without a reply so it tries another server.
 		wctx, wcancel := context.WithTimeout(ctx, catchUpTimeout)
 		err := ens.WaitServing(wctx)
 		wcancel()
-		if req.lastZxidSeen > ens.LastZxid() {
+		if req.LastZxidSeen > ens.LastZxid() {
 			c.srv.log.Info("zkwire: client is ahead of this replica; refusing", "remote", c.remote,
-				"clientZxid", req.lastZxidSeen, "zxid", ens.LastZxid(), "err", err)
+				"clientZxid", req.LastZxidSeen, "zxid", ens.LastZxid(), "err", err)
 			c.close()
 			return false
 		}
 	}
 	var s *zoo.Session
-	timeout := zoo.WithSessionTimeout(time.Duration(req.timeout) * time.Millisecond)
+	timeout := zoo.WithSessionTimeout(time.Duration(req.TimeOut) * time.Millisecond)
 	switch {
-	case c.srv.readOnly.Load() && !req.readOnly:
+	case c.srv.readOnly.Load() && !req.ReadOnly:
 		// A read-only server refuses clients that cannot be read-only.
 		c.srv.log.Info("zkwire: read-only mode; refusing a read-write client", "remote", c.remote)
 		c.close()
@@ -351,19 +352,19 @@ func (c *conn) handshake(frame []byte) bool {
 		// Not replicated: a new session gets a local id; a client that had a
 		// read-write session keeps its id (checked against this replica's
 		// copy of the session table) so that it can resume it read-write later.
-		s, err = ens.ReadOnlySession(req.sessionID, req.passwd, timeout, zoo.WithWatcher(c))
-	case req.sessionID == 0:
+		s, err = ens.ReadOnlySession(req.SessionID, req.Passwd, timeout, zoo.WithWatcher(c))
+	case req.SessionID == 0:
 		s, err = ens.NewSession(ctx, timeout, zoo.WithWatcher(c), zoo.WithClientLiveness())
 	default:
-		s, err = ens.ResumeSession(ctx, req.sessionID, req.passwd, zoo.WithWatcher(c), zoo.WithClientLiveness())
+		s, err = ens.ResumeSession(ctx, req.SessionID, req.Passwd, zoo.WithWatcher(c), zoo.WithClientLiveness())
 	}
-	if req.sessionID != 0 && errors.Is(err, zoo.ErrSessionExpired) {
-		c.enqueue(connectResponse(0, 0, make([]byte, 16), req.hasReadOnly, false))
+	if req.SessionID != 0 && errors.Is(err, zoo.ErrSessionExpired) {
+		c.enqueue(jute.ConnectResponse{Passwd: make([]byte, 16), HasReadOnly: req.HasReadOnly}.Frame())
 		c.finish()
 		return false
 	}
 	if err != nil {
-		c.srv.log.Info("zkwire: cannot establish session", "remote", c.remote, "session", req.sessionID, "err", err)
+		c.srv.log.Info("zkwire: cannot establish session", "remote", c.remote, "session", req.SessionID, "err", err)
 		c.close()
 		return false
 	}
@@ -386,7 +387,8 @@ func (c *conn) handshake(frame []byte) bool {
 		s.Detach()
 		return false
 	}
-	c.enqueue(connectResponse(int32(s.Timeout().Milliseconds()), s.ID(), s.Password(), req.hasReadOnly, s.ReadOnly()))
+	c.enqueue(jute.ConnectResponse{TimeOut: int32(s.Timeout().Milliseconds()), SessionID: s.ID(), Passwd: s.Password(),
+		HasReadOnly: req.HasReadOnly, ReadOnly: s.ReadOnly()}.Frame())
 	c.srv.wg.Add(1)
 	go c.watchSession(s)
 	return true

@@ -12,6 +12,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -179,7 +180,7 @@ type rawReply struct {
 	xid  int32
 	zxid int64
 	err  zoo.Code
-	body *juteReader
+	body *jute.Reader
 }
 
 func dialRaw(t *testing.T, addr string) *rawClient {
@@ -206,8 +207,8 @@ func (c *rawClient) readFrame() ([]byte, error) {
 	if _, err := io.ReadFull(c.nc, b[:]); err != nil {
 		return nil, err
 	}
-	r := &juteReader{b: b[:]}
-	n := r.int()
+	r := jute.NewReader(b[:])
+	n := r.Int()
 	frame := make([]byte, n)
 	if _, err := io.ReadFull(c.nc, frame); err != nil {
 		return nil, err
@@ -227,7 +228,7 @@ func (c *rawClient) expectClosed() {
 			}
 			c.t.Fatalf("want the connection closed, got %v", err)
 		}
-		if r := (&juteReader{b: frame}); r.int() != xidNotification {
+		if r := (jute.NewReader(frame)); r.Int() != xidNotification {
 			c.t.Fatalf("want the connection closed, got a %d-byte frame", len(frame))
 		}
 	}
@@ -240,16 +241,16 @@ func isReset(err error) bool {
 
 // connectFrame builds a ConnectRequest; readOnly adds the 45th byte.
 func connectFrame(lastZxid int64, timeoutMs int32, sid int64, passwd []byte, readOnly bool) []byte {
-	w := newFrame(45)
-	w.int(0)
-	w.long(lastZxid)
-	w.int(timeoutMs)
-	w.long(sid)
-	w.buffer(passwd)
+	w := jute.NewFrame(45)
+	w.Int(0)
+	w.Long(lastZxid)
+	w.Int(timeoutMs)
+	w.Long(sid)
+	w.Buffer(passwd)
 	if readOnly {
-		w.bool(false)
+		w.Bool(false)
 	}
-	return w.frame()
+	return w.Frame()
 }
 
 // handshake opens a new session and returns the raw ConnectResponse.
@@ -263,9 +264,9 @@ func (c *rawClient) handshake() (sid int64, passwd []byte) {
 	if len(frame) != 36 {
 		c.t.Fatalf("ConnectResponse is %d bytes, want 36", len(frame))
 	}
-	r := &juteReader{b: frame}
-	_, _ = r.int(), r.int()
-	sid, passwd = r.long(), r.buffer()
+	r := jute.NewReader(frame)
+	_, _ = r.Int(), r.Int()
+	sid, passwd = r.Long(), r.Buffer()
 	if sid == 0 || len(passwd) != 16 {
 		c.t.Fatalf("ConnectResponse sid=%d passwd=%x", sid, passwd)
 	}
@@ -273,18 +274,18 @@ func (c *rawClient) handshake() (sid int64, passwd []byte) {
 }
 
 // requestFrame builds a request frame.
-func requestFrame(xid, op int32, body func(w *juteWriter)) []byte {
-	w := newFrame(64)
-	w.int(xid)
-	w.int(op)
+func requestFrame(xid, op int32, body func(w *jute.Writer)) []byte {
+	w := jute.NewFrame(64)
+	w.Int(xid)
+	w.Int(op)
 	if body != nil {
 		body(w)
 	}
-	return w.frame()
+	return w.Frame()
 }
 
 // call sends a request and returns its reply, collecting notifications.
-func (c *rawClient) call(op int32, body func(w *juteWriter)) rawReply {
+func (c *rawClient) call(op int32, body func(w *jute.Writer)) rawReply {
 	c.t.Helper()
 	c.xid++
 	c.write(requestFrame(c.xid, op, body))
@@ -306,12 +307,12 @@ func (c *rawClient) reply(xid int32) rawReply {
 		if err != nil {
 			c.t.Fatalf("reading reply to xid %d: %v", xid, err)
 		}
-		r := &juteReader{b: frame}
-		rep := rawReply{xid: r.int(), zxid: r.long(), err: zoo.Code(r.int()), body: r}
+		r := jute.NewReader(frame)
+		rep := rawReply{xid: r.Int(), zxid: r.Long(), err: zoo.Code(r.Int()), body: r}
 		if rep.xid == xidNotification {
-			ev := rawEvent{typ: r.int(), zxid: rep.zxid}
-			_ = r.int()
-			ev.path = r.ustring()
+			ev := rawEvent{typ: r.Int(), zxid: rep.zxid}
+			_ = r.Int()
+			ev.path = r.UString()
 			c.events = append(c.events, ev)
 			continue
 		}
@@ -330,14 +331,14 @@ func (c *rawClient) nextEvent() rawEvent {
 		if err != nil {
 			c.t.Fatalf("waiting for a notification: %v", err)
 		}
-		r := &juteReader{b: frame}
-		xid, zxid, _ := r.int(), r.long(), r.int()
+		r := jute.NewReader(frame)
+		xid, zxid, _ := r.Int(), r.Long(), r.Int()
 		if xid != xidNotification {
 			c.t.Fatalf("got reply xid %d while waiting for a notification", xid)
 		}
-		ev := rawEvent{typ: r.int(), zxid: zxid}
-		_ = r.int()
-		ev.path = r.ustring()
+		ev := rawEvent{typ: r.Int(), zxid: zxid}
+		_ = r.Int()
+		ev.path = r.UString()
 		c.events = append(c.events, ev)
 	}
 	ev := c.events[0]
@@ -345,24 +346,24 @@ func (c *rawClient) nextEvent() rawEvent {
 	return ev
 }
 
-func pathBody(path string) func(w *juteWriter) { return func(w *juteWriter) { w.ustring(path) } }
+func pathBody(path string) func(w *jute.Writer) { return func(w *jute.Writer) { w.UString(path) } }
 
-func pathWatchBody(path string, watch bool) func(w *juteWriter) {
-	return func(w *juteWriter) { w.ustring(path); w.bool(watch) }
+func pathWatchBody(path string, watch bool) func(w *jute.Writer) {
+	return func(w *jute.Writer) { w.UString(path); w.Bool(watch) }
 }
 
 // createBody builds a CreateRequest with the open ACL.
-func createBody(path string, data []byte, flags int32) func(w *juteWriter) {
-	return func(w *juteWriter) {
-		w.ustring(path)
-		w.buffer(data)
-		w.acls(zoo.OpenACL)
-		w.int(flags)
+func createBody(path string, data []byte, flags int32) func(w *jute.Writer) {
+	return func(w *jute.Writer) {
+		w.UString(path)
+		w.Buffer(data)
+		w.ACLs(zoo.OpenACL)
+		w.Int(flags)
 	}
 }
 
-func readStat(r *juteReader) zoo.Stat {
-	return zoo.Stat{Czxid: r.long(), Mzxid: r.long(), Ctime: r.long(), Mtime: r.long(),
-		Version: r.int(), Cversion: r.int(), Aversion: r.int(), EphemeralOwner: r.long(),
-		DataLength: r.int(), NumChildren: r.int(), Pzxid: r.long()}
+func readStat(r *jute.Reader) zoo.Stat {
+	return zoo.Stat{Czxid: r.Long(), Mzxid: r.Long(), Ctime: r.Long(), Mtime: r.Long(),
+		Version: r.Int(), Cversion: r.Int(), Aversion: r.Int(), EphemeralOwner: r.Long(),
+		DataLength: r.Int(), NumChildren: r.Int(), Pzxid: r.Long()}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // Opcodes (ZooDefs.OpCode). The server-internal ones (notification 0,
@@ -87,7 +88,7 @@ const (
 // handler decodes one request body from r and runs it. It returns the reply
 // body (written after a ReplyHeader with err 0; nil for none) or an error
 // that process maps to a code or to closing the connection.
-type handler func(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error)
+type handler func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error)
 
 var handlers = map[int32]handler{
 	opCreate: opCreateFn(opCreate), opCreate2: opCreateFn(opCreate2),
@@ -127,9 +128,9 @@ func (c *conn) deliver(reply []byte, then after) bool {
 // serve runs one request and returns its reply frame (nil with closeNow).
 func (c *conn) serve(ctx context.Context, frame []byte) ([]byte, after) {
 	start := time.Now()
-	r := &juteReader{b: frame}
-	xid, op := r.int(), r.int()
-	if r.err != nil {
+	r := jute.NewReader(frame)
+	xid, op := r.Int(), r.Int()
+	if r.Err != nil {
 		return nil, closeNow // no request header: ZooKeeper drops the connection
 	}
 	srv := c.srv
@@ -140,7 +141,7 @@ func (c *conn) serve(ctx context.Context, frame []byte) ([]byte, after) {
 
 	var (
 		code zoo.Code
-		body func(*juteWriter)
+		body func(*jute.Writer)
 		then = keepOpen
 	)
 	switch op {
@@ -183,8 +184,8 @@ func (c *conn) serve(ctx context.Context, frame []byte) ([]byte, after) {
 		return nil, closeNow
 	}
 	zxid := srv.ens.LastZxid()
-	w := newFrame(64)
-	w.replyHeader(xid, zxid, code)
+	w := jute.NewFrame(64)
+	w.ReplyHeader(xid, zxid, code)
 	if code == zoo.CodeOK && body != nil {
 		body(w)
 	}
@@ -200,7 +201,7 @@ func (c *conn) serve(ctx context.Context, frame []byte) ([]byte, after) {
 	}
 	st.lastLat, st.maxLat, st.totLat, st.numLat = ms, max(st.maxLat, ms), st.totLat+ms, st.numLat+1
 	c.mu.Unlock()
-	return w.frame(), then
+	return w.Frame(), then
 }
 
 func opName(op int32) string {
@@ -215,7 +216,7 @@ func (c *conn) outcome(s *zoo.Session, err error) (zoo.Code, after) {
 	switch {
 	case err == nil:
 		return zoo.CodeOK, keepOpen
-	case errors.Is(err, errMarshal):
+	case errors.Is(err, jute.ErrMarshal):
 		return zoo.CodeMarshallingError, keepOpen
 	case errors.Is(err, zoo.ErrNotServing),
 		errors.Is(err, zoo.ErrClosed),
@@ -244,11 +245,11 @@ func (c *conn) outcome(s *zoo.Session, err error) (zoo.Code, after) {
 // own address (ZooKeeper's IPAuthenticationProvider ignores the auth data, and
 // letting a client name its own IP would defeat ip ACLs). Anything else is
 // ZAUTHFAILED and the connection closes.
-func (c *conn) auth(s *zoo.Session, r *juteReader) (zoo.Code, after) {
-	_ = r.int() // type, always 0
-	scheme := r.ustring()
-	data := r.buffer()
-	if r.err != nil {
+func (c *conn) auth(s *zoo.Session, r *jute.Reader) (zoo.Code, after) {
+	_ = r.Int() // type, always 0
+	scheme := r.UString()
+	data := r.Buffer()
+	if r.Err != nil {
 		return zoo.CodeAuthFailed, closeAfter
 	}
 	var err error
@@ -298,21 +299,21 @@ func (c *conn) createOp(op int32, path string, data []byte, acl []zoo.ACL, flags
 }
 
 // readCreate decodes a CreateRequest (or CreateTTLRequest) and validates it:
-// errMarshal if it does not decode, else the validation error, if any.
-func (c *conn) readCreate(op int32, r *juteReader) (zoo.CreateOp, error) {
-	path, data, acl, flags := r.ustring(), r.buffer(), r.acls(), r.int()
+// jute.ErrMarshal if it does not decode, else the validation error, if any.
+func (c *conn) readCreate(op int32, r *jute.Reader) (zoo.CreateOp, error) {
+	path, data, acl, flags := r.UString(), r.Buffer(), r.ACLs(), r.Int()
 	var ttl int64
 	if op == opCreateTTL {
-		ttl = r.long()
+		ttl = r.Long()
 	}
-	if r.err != nil {
-		return zoo.CreateOp{}, errMarshal
+	if r.Err != nil {
+		return zoo.CreateOp{}, jute.ErrMarshal
 	}
 	return c.createOp(op, path, data, acl, flags, ttl)
 }
 
 func opCreateFn(op int32) handler {
-	return func(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
+	return func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
 		cop, err := c.readCreate(op, r)
 		if err != nil {
 			return nil, err
@@ -322,24 +323,24 @@ func opCreateFn(op int32) handler {
 			return nil, err
 		}
 		if op == opCreate {
-			return func(w *juteWriter) { w.ustring(p) }, nil
+			return func(w *jute.Writer) { w.UString(p) }, nil
 		}
-		return func(w *juteWriter) { w.ustring(p); w.stat(st) }, nil
+		return func(w *jute.Writer) { w.UString(p); w.Stat(st) }, nil
 	}
 }
 
-func handleDelete(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path, version := r.ustring(), r.int()
-	if r.err != nil {
-		return nil, errMarshal
+func handleDelete(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path, version := r.UString(), r.Int()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	return nil, s.Delete(ctx, path, version)
 }
 
-func handleExists(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path, watch := r.ustring(), r.bool()
-	if r.err != nil {
-		return nil, errMarshal
+func handleExists(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path, watch := r.UString(), r.Bool()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	var ok bool
 	var st zoo.Stat
@@ -359,13 +360,13 @@ func handleExists(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (
 	if !ok {
 		return nil, zoo.ErrNoNode
 	}
-	return func(w *juteWriter) { w.stat(st) }, nil
+	return func(w *jute.Writer) { w.Stat(st) }, nil
 }
 
-func handleGetData(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path, watch := r.ustring(), r.bool()
-	if r.err != nil {
-		return nil, errMarshal
+func handleGetData(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path, watch := r.UString(), r.Bool()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	var data []byte
 	var st zoo.Stat
@@ -381,51 +382,51 @@ func handleGetData(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) 
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.buffer(data); w.stat(st) }, nil
+	return func(w *jute.Writer) { w.Buffer(data); w.Stat(st) }, nil
 }
 
-func handleSetData(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path, data, version := r.ustring(), r.buffer(), r.int()
-	if r.err != nil {
-		return nil, errMarshal
+func handleSetData(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path, data, version := r.UString(), r.Buffer(), r.Int()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	st, err := s.Set(ctx, path, data, version)
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.stat(st) }, nil
+	return func(w *jute.Writer) { w.Stat(st) }, nil
 }
 
-func handleGetACL(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path := r.ustring()
-	if r.err != nil {
-		return nil, errMarshal
+func handleGetACL(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path := r.UString()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	acl, st, err := s.GetACL(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.acls(acl); w.stat(st) }, nil
+	return func(w *jute.Writer) { w.ACLs(acl); w.Stat(st) }, nil
 }
 
-func handleSetACL(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path, acl, version := r.ustring(), r.acls(), r.int()
-	if r.err != nil {
-		return nil, errMarshal
+func handleSetACL(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path, acl, version := r.UString(), r.ACLs(), r.Int()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	st, err := s.SetACL(ctx, path, acl, version)
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.stat(st) }, nil
+	return func(w *jute.Writer) { w.Stat(st) }, nil
 }
 
 // handleGetChildren serves getChildren(8) (names) and getChildren2(12) (names and Stat).
 func handleGetChildren(withStat bool) handler {
-	return func(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-		path, watch := r.ustring(), r.bool()
-		if r.err != nil {
-			return nil, errMarshal
+	return func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+		path, watch := r.UString(), r.Bool()
+		if r.Err != nil {
+			return nil, jute.ErrMarshal
 		}
 		var names []string
 		var st zoo.Stat
@@ -441,35 +442,28 @@ func handleGetChildren(withStat bool) handler {
 		if err != nil {
 			return nil, err
 		}
-		return func(w *juteWriter) {
-			w.strings(names)
+		return func(w *jute.Writer) {
+			w.Strings(names)
 			if withStat {
-				w.stat(st)
+				w.Stat(st)
 			}
 		}, nil
 	}
 }
 
-func handleSync(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path := r.ustring()
-	if r.err != nil {
-		return nil, errMarshal
+func handleSync(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path := r.UString()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	if err := s.Sync(ctx, path); err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.ustring(path) }, nil
-}
-
-// multiHeader writes MultiHeader{type, done, err}.
-func (w *juteWriter) multiHeader(typ int32, done bool, err int32) {
-	w.int(typ)
-	w.bool(done)
-	w.int(err)
+	return func(w *jute.Writer) { w.UString(path) }, nil
 }
 
 // handleMulti serves multi(14): all-or-nothing, per-op results, header err 0.
-func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
+func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
 	type sub struct {
 		typ int32
 		op  zoo.Op
@@ -477,9 +471,9 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (f
 	var subs []sub
 	failAt, failErr := -1, error(nil)
 	for {
-		typ, done, _ := r.int(), r.bool(), r.int()
-		if r.err != nil {
-			return nil, errMarshal
+		typ, done, _ := r.Int(), r.Bool(), r.Int()
+		if r.Err != nil {
+			return nil, jute.ErrMarshal
 		}
 		if done {
 			break
@@ -488,7 +482,7 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (f
 		switch typ {
 		case opCreate, opCreate2, opCreateContainer, opCreateTTL:
 			cop, err := c.readCreate(typ, r)
-			if errors.Is(err, errMarshal) {
+			if errors.Is(err, jute.ErrMarshal) {
 				return nil, err
 			}
 			if err != nil && failAt < 0 {
@@ -496,18 +490,18 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (f
 			}
 			op = cop
 		case opDelete:
-			op = zoo.DeleteOp{Path: r.ustring(), Version: r.int()}
+			op = zoo.DeleteOp{Path: r.UString(), Version: r.Int()}
 		case opSetData:
-			op = zoo.SetDataOp{Path: r.ustring(), Data: r.buffer(), Version: r.int()}
+			op = zoo.SetDataOp{Path: r.UString(), Data: r.Buffer(), Version: r.Int()}
 		case opCheck:
-			op = zoo.CheckOp{Path: r.ustring(), Version: r.int()}
+			op = zoo.CheckOp{Path: r.UString(), Version: r.Int()}
 		default:
 			// Reads (use multiRead) and anything else: ZooKeeper's
 			// MultiOperationRecord refuses them with an IOException.
-			return nil, errMarshal
+			return nil, jute.ErrMarshal
 		}
-		if r.err != nil {
-			return nil, errMarshal
+		if r.Err != nil {
+			return nil, jute.ErrMarshal
 		}
 		subs = append(subs, sub{typ, op})
 	}
@@ -552,13 +546,13 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (f
 			}
 		}
 	}
-	return func(w *juteWriter) {
+	return func(w *jute.Writer) {
 		for i, sb := range subs {
 			res := results[i]
 			if failed {
 				code := int32(zoo.CodeOf(res.Err)) // ErrRolledBack is 0, ErrRuntimeInconsistency -2
-				w.multiHeader(opError, false, code)
-				w.int(code)
+				w.MultiHeader(opError, false, code)
+				w.Int(code)
 				continue
 			}
 			var st zoo.Stat
@@ -569,81 +563,81 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (f
 			case opCreate:
 				// Answer create(1) with type 1: kazoo and go-zookeeper parse
 				// only types 1, 2, 5, 13 and -1.
-				w.multiHeader(opCreate, false, 0)
-				w.ustring(res.Path)
+				w.MultiHeader(opCreate, false, 0)
+				w.UString(res.Path)
 			case opCreate2, opCreateContainer, opCreateTTL:
-				w.multiHeader(opCreate2, false, 0)
-				w.ustring(res.Path)
-				w.stat(st)
+				w.MultiHeader(opCreate2, false, 0)
+				w.UString(res.Path)
+				w.Stat(st)
 			case opDelete:
-				w.multiHeader(opDelete, false, 0)
+				w.MultiHeader(opDelete, false, 0)
 			case opSetData:
-				w.multiHeader(opSetData, false, 0)
-				w.stat(st)
+				w.MultiHeader(opSetData, false, 0)
+				w.Stat(st)
 			case opCheck:
-				w.multiHeader(opCheck, false, 0)
+				w.MultiHeader(opCheck, false, 0)
 			}
 		}
-		w.multiHeader(-1, true, -1)
+		w.MultiHeader(-1, true, -1)
 	}, nil
 }
 
 // handleMultiRead serves multiRead(22): independent reads, no watches.
-func handleMultiRead(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
+func handleMultiRead(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
 	var ops []zoo.ReadOp
 	for {
-		typ, done, _ := r.int(), r.bool(), r.int()
-		if r.err != nil {
-			return nil, errMarshal
+		typ, done, _ := r.Int(), r.Bool(), r.Int()
+		if r.Err != nil {
+			return nil, jute.ErrMarshal
 		}
 		if done {
 			break
 		}
-		path := r.ustring()
-		_ = r.bool() // watch: multiRead sets none
+		path := r.UString()
+		_ = r.Bool() // watch: multiRead sets none
 		switch typ {
 		case opGetData:
 			ops = append(ops, zoo.GetDataOp{Path: path})
 		case opGetChildren:
 			ops = append(ops, zoo.GetChildrenOp{Path: path})
 		default:
-			return nil, errMarshal
+			return nil, jute.ErrMarshal
 		}
-		if r.err != nil {
-			return nil, errMarshal
+		if r.Err != nil {
+			return nil, jute.ErrMarshal
 		}
 	}
 	results, err := s.MultiRead(ctx, ops...)
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) {
+	return func(w *jute.Writer) {
 		for i, op := range ops {
 			res := results[i]
 			if res.Err != nil {
 				code := int32(zoo.CodeOf(res.Err))
-				w.multiHeader(opError, false, code)
-				w.int(code)
+				w.MultiHeader(opError, false, code)
+				w.Int(code)
 				continue
 			}
 			if _, ok := op.(zoo.GetChildrenOp); ok {
-				w.multiHeader(opGetChildren, false, 0)
-				w.strings(res.Children)
+				w.MultiHeader(opGetChildren, false, 0)
+				w.Strings(res.Children)
 			} else {
-				w.multiHeader(opGetData, false, 0)
-				w.buffer(res.Data)
-				w.stat(res.Stat)
+				w.MultiHeader(opGetData, false, 0)
+				w.Buffer(res.Data)
+				w.Stat(res.Stat)
 			}
 		}
-		w.multiHeader(-1, true, -1)
+		w.MultiHeader(-1, true, -1)
 	}, nil
 }
 
 // readWatcherType reads CheckWatchesRequest / RemoveWatchesRequest.
-func readWatcherType(r *juteReader) (string, zoo.WatcherType, error) {
-	path, typ := r.ustring(), zoo.WatcherType(r.int())
-	if r.err != nil {
-		return "", 0, errMarshal
+func readWatcherType(r *jute.Reader) (string, zoo.WatcherType, error) {
+	path, typ := r.UString(), zoo.WatcherType(r.Int())
+	if r.Err != nil {
+		return "", 0, jute.ErrMarshal
 	}
 	if typ < zoo.WatcherChildren || typ > zoo.WatcherPersistentRecursive {
 		return "", 0, fmt.Errorf("%w: unknown watcher type %d", zoo.ErrBadArguments, typ)
@@ -651,7 +645,7 @@ func readWatcherType(r *juteReader) (string, zoo.WatcherType, error) {
 	return path, typ, nil
 }
 
-func handleCheckWatches(_ context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
+func handleCheckWatches(_ context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
 	path, typ, err := readWatcherType(r)
 	if err != nil {
 		return nil, err
@@ -665,7 +659,7 @@ func handleCheckWatches(_ context.Context, _ *conn, s *zoo.Session, r *juteReade
 	return nil, nil
 }
 
-func handleRemoveWatches(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
+func handleRemoveWatches(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
 	path, typ, err := readWatcherType(r)
 	if err != nil {
 		return nil, err
@@ -677,10 +671,10 @@ func handleRemoveWatches(ctx context.Context, c *conn, s *zoo.Session, r *juteRe
 	return nil, nil
 }
 
-func handleAddWatch(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path, mode := r.ustring(), zoo.WatchMode(r.int())
-	if r.err != nil {
-		return nil, errMarshal
+func handleAddWatch(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path, mode := r.UString(), zoo.WatchMode(r.Int())
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	kind := kindPersistent
 	if mode == zoo.WatchPersistentRecursive {
@@ -692,19 +686,19 @@ func handleAddWatch(ctx context.Context, c *conn, s *zoo.Session, r *juteReader)
 		return nil, err
 	}
 	// The body is ErrorResponse{0}: Java clients need those 4 bytes.
-	return func(w *juteWriter) { w.int(0) }, nil
+	return func(w *jute.Writer) { w.Int(0) }, nil
 }
 
 // handleSetWatches serves setWatches(101) and setWatches2(105): re-arm the
 // watches of a reconnecting client, with catch-up events for what it missed.
 func handleSetWatches(v2 bool) handler {
-	return func(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-		ws := zoo.WatchSet{RelativeZxid: r.long(), Data: r.strings(), Exist: r.strings(), Child: r.strings()}
+	return func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+		ws := zoo.WatchSet{RelativeZxid: r.Long(), Data: r.Strings(), Exist: r.Strings(), Child: r.Strings()}
 		if v2 {
-			ws.Persistent, ws.Recursive = r.strings(), r.strings()
+			ws.Persistent, ws.Recursive = r.Strings(), r.Strings()
 		}
-		if r.err != nil {
-			return nil, errMarshal
+		if r.Err != nil {
+			return nil, jute.ErrMarshal
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -730,10 +724,10 @@ func handleSetWatches(v2 bool) handler {
 	}
 }
 
-func handleGetEphemerals(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	prefix := r.ustring()
-	if r.err != nil {
-		return nil, errMarshal
+func handleGetEphemerals(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	prefix := r.UString()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	if strings.TrimSpace(prefix) == "" {
 		prefix = "/"
@@ -742,37 +736,37 @@ func handleGetEphemerals(ctx context.Context, _ *conn, s *zoo.Session, r *juteRe
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.strings(paths) }, nil
+	return func(w *jute.Writer) { w.Strings(paths) }, nil
 }
 
-func handleAllChildren(ctx context.Context, _ *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
-	path := r.ustring()
-	if r.err != nil {
-		return nil, errMarshal
+func handleAllChildren(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	path := r.UString()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	n, err := s.AllChildrenNumber(ctx, path)
 	if err != nil {
 		return nil, err
 	}
-	return func(w *juteWriter) { w.int(int32(n)) }, nil
+	return func(w *jute.Writer) { w.Int(int32(n)) }, nil
 }
 
 // handleWhoAmI returns the connection's identities as ClientInfo{scheme,
 // user}; digest ids show their user name, as ZooKeeper's providers do.
-func handleWhoAmI(_ context.Context, _ *conn, s *zoo.Session, _ *juteReader) (func(*juteWriter), error) {
+func handleWhoAmI(_ context.Context, _ *conn, s *zoo.Session, _ *jute.Reader) (func(*jute.Writer), error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}
 	ids := s.AuthIDs()
-	return func(w *juteWriter) {
-		w.int(int32(len(ids)))
+	return func(w *jute.Writer) {
+		w.Int(int32(len(ids)))
 		for _, id := range ids {
 			user := id.ID
 			if id.Scheme == "digest" {
 				user, _, _ = strings.Cut(user, ":")
 			}
-			w.ustring(id.Scheme)
-			w.ustring(user)
+			w.UString(id.Scheme)
+			w.UString(user)
 		}
 	}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // A client that sends many requests without waiting gets every reply in
@@ -31,7 +32,7 @@ func TestPipelinedRequests(t *testing.T) {
 			lastSeq = -1
 			created = 0
 		)
-		send := func(op int32, body func(w *juteWriter), code zoo.Code, check func(rawReply)) {
+		send := func(op int32, body func(w *jute.Writer), code zoo.Code, check func(rawReply)) {
 			xid++
 			buf.Write(requestFrame(xid, op, body))
 			want = append(want, expect{xid, code, check})
@@ -39,7 +40,7 @@ func TestPipelinedRequests(t *testing.T) {
 		send(opCreate, createBody("/pl", nil, 0), zoo.CodeOK, nil)
 		for k := 0; k < 300; k++ {
 			send(opCreate, createBody("/pl/s-", []byte(strconv.Itoa(k)), 2 /* sequential */), zoo.CodeOK, func(rep rawReply) {
-				path := rep.body.ustring()
+				path := rep.body.UString()
 				seq, err := strconv.Atoi(strings.TrimPrefix(path, "/pl/s-"))
 				if err != nil || seq <= lastSeq {
 					t.Fatalf("sequential create %d got %s after sequence %d", k, path, lastSeq)
@@ -48,20 +49,20 @@ func TestPipelinedRequests(t *testing.T) {
 				created++
 			})
 			send(opCreate, createBody(fmt.Sprintf("/pl/d-%d", k), nil, 0), zoo.CodeOK, func(rawReply) { created++ })
-			send(opSetData, func(w *juteWriter) { w.ustring(fmt.Sprintf("/pl/d-%d", k)); w.buffer([]byte("v")); w.int(0) }, zoo.CodeOK, nil)
+			send(opSetData, func(w *jute.Writer) { w.UString(fmt.Sprintf("/pl/d-%d", k)); w.Buffer([]byte("v")); w.Int(0) }, zoo.CodeOK, nil)
 			if k%50 == 0 {
 				send(opCreate, createBody("/pl", nil, 0), zoo.CodeNodeExists, nil)
-				send(opDelete, func(w *juteWriter) { w.ustring("/pl/nope"); w.int(-1) }, zoo.CodeNoNode, nil)
+				send(opDelete, func(w *jute.Writer) { w.UString("/pl/nope"); w.Int(-1) }, zoo.CodeNoNode, nil)
 			}
 			if k%25 == 0 {
 				n := 2*k + 2 // the children created by the requests before this one
 				send(opGetChildren, pathWatchBody("/pl", false), zoo.CodeOK, func(rep rawReply) {
-					if got := len(rep.body.strings()); got != n || created != n {
+					if got := len(rep.body.Strings()); got != n || created != n {
 						t.Fatalf("getChildren after %d creates: %d children", created, got)
 					}
 				})
 				send(opGetData, pathWatchBody(fmt.Sprintf("/pl/d-%d", k), false), zoo.CodeOK, func(rep rawReply) {
-					if data := rep.body.buffer(); string(data) != "v" {
+					if data := rep.body.Buffer(); string(data) != "v" {
 						t.Fatalf("getData /pl/d-%d = %q, want the value set just before", k, data)
 					}
 				})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // Tests that speak the protocol by hand: what go-zookeeper cannot send, and
@@ -34,8 +35,8 @@ func TestHandshake(t *testing.T) {
 			if want := map[bool]int{false: 36, true: 37}[ro]; len(frame) != want {
 				t.Fatalf("readOnly=%v: ConnectResponse is %d bytes, want %d", ro, len(frame), want)
 			}
-			r := &juteReader{b: frame}
-			if pv, to, sid := r.int(), r.int(), r.long(); pv != 0 || to <= 0 || sid == 0 {
+			r := jute.NewReader(frame)
+			if pv, to, sid := r.Int(), r.Int(), r.Long(); pv != 0 || to <= 0 || sid == 0 {
 				t.Fatalf("ConnectResponse: protocol %d timeout %d sid %x", pv, to, sid)
 			}
 		}
@@ -52,14 +53,14 @@ func TestHandshake(t *testing.T) {
 		if frame, err := c.readFrame(); err != nil || len(frame) != 36 {
 			t.Fatalf("ConnectResponse: %d bytes, %v", len(frame), err)
 		}
-		if rep := c.reply(1); rep.err != 0 || rep.body.ustring() != "/pipelined" {
+		if rep := c.reply(1); rep.err != 0 || rep.body.UString() != "/pipelined" {
 			t.Fatalf("create: %+v", rep)
 		}
 		rep := c.reply(2)
-		if data := rep.body.buffer(); rep.err != 0 || string(data) != "p" {
+		if data := rep.body.Buffer(); rep.err != 0 || string(data) != "p" {
 			t.Fatalf("getData: %+v %q", rep, data)
 		}
-		if rep := c.reply(-2); rep.err != 0 || rep.zxid != ens.LastZxid() || len(rep.body.b) != 0 {
+		if rep := c.reply(-2); rep.err != 0 || rep.zxid != ens.LastZxid() || len(rep.body.B) != 0 {
 			t.Fatalf("ping reply: %+v", rep)
 		}
 	})
@@ -76,12 +77,12 @@ func TestHandshake(t *testing.T) {
 		if err != nil || len(frame) != 36 {
 			t.Fatalf("resume: %d bytes, %v", len(frame), err)
 		}
-		r := &juteReader{b: frame}
-		_, _ = r.int(), r.int()
-		if got := r.long(); got != sid {
+		r := jute.NewReader(frame)
+		_, _ = r.Int(), r.Int()
+		if got := r.Long(); got != sid {
 			t.Fatalf("resumed session %x, want %x", got, sid)
 		}
-		if rep := c2.call(opGetEphemerals, pathBody("/")); rep.err != 0 || fmt.Sprint(rep.body.strings()) != "[/mine]" {
+		if rep := c2.call(opGetEphemerals, pathBody("/")); rep.err != 0 || fmt.Sprint(rep.body.Strings()) != "[/mine]" {
 			t.Fatalf("getEphemerals after resume: %+v", rep)
 		}
 
@@ -112,9 +113,9 @@ func TestHandshake(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &juteReader{b: frame}
-		_ = r.int()
-		timeout := time.Duration(r.int()) * time.Millisecond
+		r := jute.NewReader(frame)
+		_ = r.Int()
+		timeout := time.Duration(r.Int()) * time.Millisecond
 		start := time.Now()
 		c.expectClosed() // readFrame waits up to 10s
 		if waited := time.Since(start); waited < timeout/2 {
@@ -152,12 +153,12 @@ func TestFraming(t *testing.T) {
 		c := dialRaw(t, addr)
 		c.handshake()
 		// A getData whose path claims more bytes than the frame holds.
-		rep := c.call(opGetData, func(w *juteWriter) { w.int(1 << 30); w.b = append(w.b, "/x"...) })
+		rep := c.call(opGetData, func(w *jute.Writer) { w.Int(1 << 30); w.B = append(w.B, "/x"...) })
 		if rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("err %d, want ZMARSHALLINGERROR", rep.err)
 		}
 		// A vector whose count cannot fit: no huge allocation, just an error.
-		rep = c.call(opSetWatches, func(w *juteWriter) { w.long(0); w.int(1 << 30) })
+		rep = c.call(opSetWatches, func(w *jute.Writer) { w.Long(0); w.Int(1 << 30) })
 		if rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("err %d, want ZMARSHALLINGERROR", rep.err)
 		}
@@ -180,11 +181,11 @@ func TestUnimplemented(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		op   int32
-		body func(w *juteWriter)
+		body func(w *jute.Writer)
 	}{
 		{"unknown opcode", 999, nil},
-		{"standalone check", opCheck, func(w *juteWriter) { w.ustring("/"); w.int(-1) }},
-		{"sasl", 102, func(w *juteWriter) { w.buffer([]byte("tok")) }},
+		{"standalone check", opCheck, func(w *jute.Writer) { w.UString("/"); w.Int(-1) }},
+		{"sasl", 102, func(w *jute.Writer) { w.Buffer([]byte("tok")) }},
 		{"createSession", -10, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,7 +200,7 @@ func TestUnimplemented(t *testing.T) {
 	t.Run("reconfig is disabled", func(t *testing.T) {
 		c := dialRaw(t, addr)
 		c.handshake()
-		rep := c.call(opReconfig, func(w *juteWriter) { w.ustring(""); w.ustring(""); w.ustring(""); w.long(-1) })
+		rep := c.call(opReconfig, func(w *jute.Writer) { w.UString(""); w.UString(""); w.UString(""); w.Long(-1) })
 		if rep.err != zoo.CodeReconfigDisabled {
 			t.Fatalf("err %d, want ZRECONFIGDISABLED", rep.err)
 		}
@@ -214,8 +215,8 @@ func TestCreateModes(t *testing.T) {
 	ens := openSingle(t)
 	_, plain := serve(t, ens, Config{})
 	_, ext := serve(t, ens, Config{ExtendedTypesEnabled: true})
-	ttlBody := func(path string, flags int32, ttl int64) func(w *juteWriter) {
-		return func(w *juteWriter) { createBody(path, nil, flags)(w); w.long(ttl) }
+	ttlBody := func(path string, flags int32, ttl int64) func(w *jute.Writer) {
+		return func(w *jute.Writer) { createBody(path, nil, flags)(w); w.Long(ttl) }
 	}
 	c := dialRaw(t, plain)
 	c.handshake()
@@ -228,23 +229,23 @@ func TestCreateModes(t *testing.T) {
 	if rep := c.call(opCreate, createBody("/bad", nil, 7)); rep.err != zoo.CodeBadArguments {
 		t.Fatalf("unknown flags: %d", rep.err)
 	}
-	if rep := c.call(opCreate, func(w *juteWriter) { w.ustring("/noacl"); w.buffer(nil); w.int(-1); w.int(0) }); rep.err != zoo.CodeInvalidACL {
+	if rep := c.call(opCreate, func(w *jute.Writer) { w.UString("/noacl"); w.Buffer(nil); w.Int(-1); w.Int(0) }); rep.err != zoo.CodeInvalidACL {
 		t.Fatalf("null ACL: %d", rep.err)
 	}
 	// create2 answers with the Stat; null data stays null.
 	rep := c.call(opCreate2, createBody("/c2", nil, 0))
-	if p := rep.body.ustring(); rep.err != 0 || p != "/c2" {
+	if p := rep.body.UString(); rep.err != 0 || p != "/c2" {
 		t.Fatalf("create2: %+v %q", rep, p)
 	}
-	if st := readStat(rep.body); st.Czxid != rep.zxid || st.DataLength != 0 || rep.body.err != nil {
+	if st := readStat(rep.body); st.Czxid != rep.zxid || st.DataLength != 0 || rep.body.Err != nil {
 		t.Fatalf("create2 stat %+v at zxid %d", st, rep.zxid)
 	}
 	rep = c.call(opGetData, pathWatchBody("/c2", false))
-	if n := rep.body.int(); n != -1 {
+	if n := rep.body.Int(); n != -1 {
 		t.Fatalf("null data read back with length %d", n)
 	}
 	rep = c.call(opCreateContainer, createBody("/box", nil, int32(zoo.ModeContainer)))
-	if rep.err != 0 || rep.body.ustring() != "/box" {
+	if rep.err != 0 || rep.body.UString() != "/box" {
 		t.Fatalf("createContainer: %+v", rep)
 	}
 	if rep := c.call(opCreateContainer, createBody("/box2", nil, 0)); rep.err != zoo.CodeBadArguments {
@@ -254,7 +255,7 @@ func TestCreateModes(t *testing.T) {
 	e := dialRaw(t, ext)
 	e.handshake()
 	rep = e.call(opCreateTTL, ttlBody("/ttl", int32(zoo.ModePersistentWithTTL), 60000))
-	if rep.err != 0 || rep.body.ustring() != "/ttl" {
+	if rep.err != 0 || rep.body.UString() != "/ttl" {
 		t.Fatalf("createTTL: %+v", rep)
 	}
 	if st := readStat(rep.body); st.EphemeralOwner != 0 {
@@ -271,13 +272,13 @@ func TestCreateModes(t *testing.T) {
 }
 
 // multiBody encodes multi sub-ops, each a type and its body.
-func multiBody(ops ...any) func(w *juteWriter) {
-	return func(w *juteWriter) {
+func multiBody(ops ...any) func(w *jute.Writer) {
+	return func(w *jute.Writer) {
 		for i := 0; i < len(ops); i += 2 {
-			w.multiHeader(ops[i].(int32), false, -1)
-			ops[i+1].(func(*juteWriter))(w)
+			w.MultiHeader(ops[i].(int32), false, -1)
+			ops[i+1].(func(*jute.Writer))(w)
 		}
-		w.multiHeader(-1, true, -1)
+		w.MultiHeader(-1, true, -1)
 	}
 }
 
@@ -289,39 +290,39 @@ type multiResult struct {
 	children []string
 }
 
-func readMulti(t *testing.T, r *juteReader) []multiResult {
+func readMulti(t *testing.T, r *jute.Reader) []multiResult {
 	t.Helper()
 	var out []multiResult
 	for {
-		typ, done, err := r.int(), r.bool(), r.int()
-		if r.err != nil {
+		typ, done, err := r.Int(), r.Bool(), r.Int()
+		if r.Err != nil {
 			t.Fatal("truncated multi response")
 		}
 		if done {
 			if typ != -1 || err != -1 {
 				t.Fatalf("done header {%d, true, %d}", typ, err)
 			}
-			if len(r.b) != 0 {
-				t.Fatalf("%d bytes after the done header", len(r.b))
+			if len(r.B) != 0 {
+				t.Fatalf("%d bytes after the done header", len(r.B))
 			}
 			return out
 		}
 		m := multiResult{typ: typ, err: err}
 		switch typ {
 		case opError:
-			if code := r.int(); code != err {
+			if code := r.Int(); code != err {
 				t.Fatalf("ErrorResponse %d under header err %d", code, err)
 			}
 		case opCreate:
-			m.path = r.ustring()
+			m.path = r.UString()
 		case opCreate2:
-			m.path, m.stat = r.ustring(), readStat(r)
+			m.path, m.stat = r.UString(), readStat(r)
 		case opSetData:
 			m.stat = readStat(r)
 		case opGetData:
-			m.data, m.stat = r.buffer(), readStat(r)
+			m.data, m.stat = r.Buffer(), readStat(r)
 		case opGetChildren:
-			m.children = r.strings()
+			m.children = r.Strings()
 		case opDelete, opCheck:
 		default:
 			t.Fatalf("unexpected result type %d", typ)
@@ -342,9 +343,9 @@ func TestMultiWire(t *testing.T) {
 			opCreate, createBody("/t1", nil, 0),
 			opCreate2, createBody("/t2", []byte("d"), 0),
 			opCreateContainer, createBody("/t3", nil, int32(zoo.ModeContainer)),
-			opSetData, func(w *juteWriter) { w.ustring("/t2"); w.buffer([]byte("e")); w.int(0) },
-			opCheck, func(w *juteWriter) { w.ustring("/t2"); w.int(1) },
-			opDelete, func(w *juteWriter) { w.ustring("/t1"); w.int(-1) },
+			opSetData, func(w *jute.Writer) { w.UString("/t2"); w.Buffer([]byte("e")); w.Int(0) },
+			opCheck, func(w *jute.Writer) { w.UString("/t2"); w.Int(1) },
+			opDelete, func(w *jute.Writer) { w.UString("/t1"); w.Int(-1) },
 		))
 		if rep.err != 0 {
 			t.Fatalf("multi header err %d", rep.err)
@@ -365,7 +366,7 @@ func TestMultiWire(t *testing.T) {
 	t.Run("failure: 0 before, the code, -2 after; header err 0", func(t *testing.T) {
 		rep := c.call(opMulti, multiBody(
 			opCreate, createBody("/f1", nil, 0),
-			opDelete, func(w *juteWriter) { w.ustring("/absent"); w.int(-1) },
+			opDelete, func(w *jute.Writer) { w.UString("/absent"); w.Int(-1) },
 			opCreate2, createBody("/f2", nil, 0),
 		))
 		if rep.err != 0 {
@@ -387,7 +388,7 @@ func TestMultiWire(t *testing.T) {
 	t.Run("a sub-op refused by the server fails the multi", func(t *testing.T) {
 		rep := c.call(opMulti, multiBody(
 			opCreate, createBody("/g1", nil, 0),
-			opCreateTTL, func(w *juteWriter) { createBody("/g2", nil, int32(zoo.ModePersistentWithTTL))(w); w.long(100) },
+			opCreateTTL, func(w *jute.Writer) { createBody("/g2", nil, int32(zoo.ModePersistentWithTTL))(w); w.Long(100) },
 		))
 		res := readMulti(t, rep.body)
 		if rep.err != 0 || len(res) != 2 || res[0].err != 0 || res[1].err != int32(zoo.CodeUnimplemented) {
@@ -423,7 +424,7 @@ func TestMultiWire(t *testing.T) {
 			res[1].err != int32(zoo.CodeNoNode) || res[2].typ != opGetChildren || !strings.Contains(fmt.Sprint(res[2].children), "zookeeper") {
 			t.Fatalf("multiRead results %+v", res)
 		}
-		if rep := c.call(opMultiRead, multiBody(opDelete, func(w *juteWriter) { w.ustring("/t2"); w.int(-1) })); rep.err != zoo.CodeMarshallingError {
+		if rep := c.call(opMultiRead, multiBody(opDelete, func(w *jute.Writer) { w.UString("/t2"); w.Int(-1) })); rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("write in multiRead: %d", rep.err)
 		}
 	})
@@ -442,16 +443,16 @@ func TestWatchesWire(t *testing.T) {
 		c.call(opCreate, createBody("/n", nil, 0))
 		c.call(opGetData, pathWatchBody("/n", true))
 		c.xid++
-		c.write(requestFrame(c.xid, opSetData, func(w *juteWriter) { w.ustring("/n"); w.buffer([]byte("x")); w.int(-1) }))
+		c.write(requestFrame(c.xid, opSetData, func(w *jute.Writer) { w.UString("/n"); w.Buffer([]byte("x")); w.Int(-1) }))
 		frame, err := c.readFrame()
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := &juteReader{b: frame}
-		if xid, zxid, _ := r.int(), r.long(), r.int(); xid != xidNotification || zxid <= 0 {
+		r := jute.NewReader(frame)
+		if xid, zxid, _ := r.Int(), r.Long(), r.Int(); xid != xidNotification || zxid <= 0 {
 			t.Fatalf("first frame after setData has xid %d zxid %d, want the notification", xid, zxid)
 		}
-		if typ, state, path := r.int(), r.int(), r.ustring(); typ != int32(zoo.EventNodeDataChanged) || state != 3 || path != "/n" {
+		if typ, state, path := r.Int(), r.Int(), r.UString(); typ != int32(zoo.EventNodeDataChanged) || state != 3 || path != "/n" {
 			t.Fatalf("notification %d %d %q", typ, state, path)
 		}
 		if rep := c.reply(c.xid); rep.err != 0 {
@@ -460,8 +461,8 @@ func TestWatchesWire(t *testing.T) {
 	})
 
 	t.Run("check and remove watches", func(t *testing.T) {
-		typed := func(path string, typ zoo.WatcherType) func(w *juteWriter) {
-			return func(w *juteWriter) { w.ustring(path); w.int(int32(typ)) }
+		typed := func(path string, typ zoo.WatcherType) func(w *jute.Writer) {
+			return func(w *jute.Writer) { w.UString(path); w.Int(int32(typ)) }
 		}
 		if rep := c.call(opCheckWatches, typed("/n", zoo.WatcherData)); rep.err != zoo.CodeNoWatcher {
 			t.Fatalf("checkWatches without a watch: %d", rep.err)
@@ -480,7 +481,7 @@ func TestWatchesWire(t *testing.T) {
 			t.Fatalf("removeWatches twice: %d", rep.err)
 		}
 		// The removed watch does not fire.
-		w.call(opSetData, func(w *juteWriter) { w.ustring("/n"); w.buffer(nil); w.int(-1) })
+		w.call(opSetData, func(w *jute.Writer) { w.UString("/n"); w.Buffer(nil); w.Int(-1) })
 		c.ping()
 		if len(c.events) != 0 {
 			t.Fatalf("removed watch fired: %+v", c.events)
@@ -498,13 +499,13 @@ func TestWatchesWire(t *testing.T) {
 	})
 
 	t.Run("addWatch", func(t *testing.T) {
-		rep := c.call(opAddWatch, func(w *juteWriter) { w.ustring("/tree"); w.int(int32(zoo.WatchPersistentRecursive)) })
-		if rep.err != 0 || len(rep.body.b) != 4 || rep.body.int() != 0 {
-			t.Fatalf("addWatch reply: err %d body %x", rep.err, rep.body.b)
+		rep := c.call(opAddWatch, func(w *jute.Writer) { w.UString("/tree"); w.Int(int32(zoo.WatchPersistentRecursive)) })
+		if rep.err != 0 || len(rep.body.B) != 4 || rep.body.Int() != 0 {
+			t.Fatalf("addWatch reply: err %d body %x", rep.err, rep.body.B)
 		}
 		w.call(opCreate, createBody("/tree", nil, 0))
 		w.call(opCreate, createBody("/tree/a", nil, 0))
-		w.call(opSetData, func(w *juteWriter) { w.ustring("/tree/a"); w.buffer([]byte("1")); w.int(-1) })
+		w.call(opSetData, func(w *jute.Writer) { w.UString("/tree/a"); w.Buffer([]byte("1")); w.Int(-1) })
 		var got []string
 		for range 3 {
 			ev := c.nextEvent()
@@ -518,17 +519,17 @@ func TestWatchesWire(t *testing.T) {
 	t.Run("setWatches2 catches up", func(t *testing.T) {
 		rep := c.call(opCreate2, createBody("/sw", nil, 0))
 		before := rep.zxid
-		w.call(opSetData, func(w *juteWriter) { w.ustring("/sw"); w.buffer([]byte("x")); w.int(-1) })
+		w.call(opSetData, func(w *jute.Writer) { w.UString("/sw"); w.Buffer([]byte("x")); w.Int(-1) })
 		w.call(opCreate, createBody("/sw/kid", nil, 0))
 		fresh := dialRaw(t, addr)
 		fresh.handshake()
-		rep = fresh.call(opSetWatches2, func(w *juteWriter) {
-			w.long(before)
-			w.strings([]string{"/sw", "/gone"}) // data: changed, absent
-			w.strings([]string{"/sw/kid", "/nothing"})
-			w.strings([]string{"/sw"})
-			w.strings([]string{"/p"})
-			w.strings(nil)
+		rep = fresh.call(opSetWatches2, func(w *jute.Writer) {
+			w.Long(before)
+			w.Strings([]string{"/sw", "/gone"}) // data: changed, absent
+			w.Strings([]string{"/sw/kid", "/nothing"})
+			w.Strings([]string{"/sw"})
+			w.Strings([]string{"/p"})
+			w.Strings(nil)
 		})
 		if rep.err != 0 {
 			t.Fatalf("setWatches2: %d", rep.err)
@@ -572,18 +573,18 @@ func TestSessionOpsWire(t *testing.T) {
 		if rep.err != 0 {
 			t.Fatalf("whoAmI: %d", rep.err)
 		}
-		n := rep.body.int()
+		n := rep.body.Int()
 		var ids []string
 		for range n {
-			ids = append(ids, rep.body.ustring()+":"+rep.body.ustring())
+			ids = append(ids, rep.body.UString()+":"+rep.body.UString())
 		}
 		return fmt.Sprint(ids)
 	}
 	if got := whoami(); got != "[ip:127.0.0.1]" {
 		t.Fatalf("whoAmI = %s", got)
 	}
-	authBody := func(scheme, auth string) func(w *juteWriter) {
-		return func(w *juteWriter) { w.int(0); w.ustring(scheme); w.buffer([]byte(auth)) }
+	authBody := func(scheme, auth string) func(w *jute.Writer) {
+		return func(w *jute.Writer) { w.Int(0); w.UString(scheme); w.Buffer([]byte(auth)) }
 	}
 	// Auth with the special xid -4 is answered with xid -4.
 	c.write(requestFrame(-4, opAuth, authBody("digest", "bob:pw")))
@@ -598,13 +599,13 @@ func TestSessionOpsWire(t *testing.T) {
 	for _, p := range []string{"/e/1", "/e/2", "/eb"} {
 		c.call(opCreate, createBody(p, nil, int32(zoo.ModeEphemeral)))
 	}
-	if rep := c.call(opGetEphemerals, pathBody("/e")); fmt.Sprint(rep.body.strings()) != "[/e/1 /e/2 /eb]" {
+	if rep := c.call(opGetEphemerals, pathBody("/e")); fmt.Sprint(rep.body.Strings()) != "[/e/1 /e/2 /eb]" {
 		t.Fatalf("getEphemerals /e: %+v", rep)
 	}
-	if rep := c.call(opGetAllChildrenNumber, pathBody("/e")); rep.err != 0 || rep.body.int() != 2 {
+	if rep := c.call(opGetAllChildrenNumber, pathBody("/e")); rep.err != 0 || rep.body.Int() != 2 {
 		t.Fatalf("getAllChildrenNumber: %+v", rep)
 	}
-	if rep := c.call(opSync, pathBody("/e")); rep.err != 0 || rep.body.ustring() != "/e" {
+	if rep := c.call(opSync, pathBody("/e")); rep.err != 0 || rep.body.UString() != "/e" {
 		t.Fatalf("sync: %+v", rep)
 	}
 

@@ -9,20 +9,21 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // roConnect sends a ConnectRequest with the readOnly byte set to readOnly and
 // returns the ConnectResponse frame (nil if the server closed instead).
 func (c *rawClient) roConnect(sid int64, passwd []byte, readOnly bool) []byte {
 	c.t.Helper()
-	w := newFrame(45)
-	w.int(0)
-	w.long(0)
-	w.int(10000)
-	w.long(sid)
-	w.buffer(passwd)
-	w.bool(readOnly)
-	c.write(w.frame())
+	w := jute.NewFrame(45)
+	w.Int(0)
+	w.Long(0)
+	w.Int(10000)
+	w.Long(sid)
+	w.Buffer(passwd)
+	w.Bool(readOnly)
+	c.write(w.Frame())
 	frame, err := c.readFrame()
 	if err != nil {
 		return nil
@@ -36,13 +37,13 @@ func parseConnectResponse(t *testing.T, frame []byte) (sid int64, passwd []byte,
 	if len(frame) != 37 {
 		t.Fatalf("ConnectResponse is %d bytes, want 37", len(frame))
 	}
-	r := &juteReader{b: frame}
-	if pv, to := r.int(), r.int(); pv != 0 || to <= 0 {
+	r := jute.NewReader(frame)
+	if pv, to := r.Int(), r.Int(); pv != 0 || to <= 0 {
 		t.Fatalf("ConnectResponse: protocol %d timeout %d", pv, to)
 	}
-	sid, passwd, readOnly = r.long(), r.buffer(), r.bool()
-	if r.err != nil || sid == 0 || len(passwd) != 16 {
-		t.Fatalf("ConnectResponse: sid %x passwd %x err %v", sid, passwd, r.err)
+	sid, passwd, readOnly = r.Long(), r.Buffer(), r.Bool()
+	if r.Err != nil || sid == 0 || len(passwd) != 16 {
+		t.Fatalf("ConnectResponse: sid %x passwd %x err %v", sid, passwd, r.Err)
 	}
 	return sid, passwd, readOnly
 }
@@ -101,7 +102,7 @@ func TestReadOnlyMode(t *testing.T) {
 	}
 
 	t.Run("reads", func(t *testing.T) {
-		if rep := ro.call(opGetData, pathWatchBody("/ro", true)); rep.err != 0 || string(rep.body.buffer()) != "v" {
+		if rep := ro.call(opGetData, pathWatchBody("/ro", true)); rep.err != 0 || string(rep.body.Buffer()) != "v" {
 			t.Fatalf("getData: %+v", rep)
 		}
 		if rep := ro.call(opExists, pathWatchBody("/ro/child", false)); rep.err != 0 {
@@ -110,11 +111,11 @@ func TestReadOnlyMode(t *testing.T) {
 		if rep := ro.call(opExists, pathWatchBody("/nope", false)); rep.err != zoo.CodeNoNode {
 			t.Fatalf("exists of a missing node: %+v", rep)
 		}
-		if rep := ro.call(opGetChildren, pathWatchBody("/ro", false)); rep.err != 0 || !slices.Equal(rep.body.strings(), []string{"child"}) {
+		if rep := ro.call(opGetChildren, pathWatchBody("/ro", false)); rep.err != 0 || !slices.Equal(rep.body.Strings(), []string{"child"}) {
 			t.Fatalf("getChildren: %+v", rep)
 		}
 		rep := ro.call(opGetChildren2, pathWatchBody("/ro", false))
-		if names := rep.body.strings(); rep.err != 0 || len(names) != 1 || readStat(rep.body).NumChildren != 1 {
+		if names := rep.body.Strings(); rep.err != 0 || len(names) != 1 || readStat(rep.body).NumChildren != 1 {
 			t.Fatalf("getChildren2: %+v %v", rep, names)
 		}
 		if rep := ro.call(opGetACL, pathBody("/ro")); rep.err != 0 {
@@ -127,7 +128,7 @@ func TestReadOnlyMode(t *testing.T) {
 		if res := readMulti(t, rep.body); len(res) != 2 || string(res[0].data) != "v" || !slices.Equal(res[1].children, []string{"child"}) {
 			t.Fatalf("multiRead results: %+v", res)
 		}
-		if rep := ro.call(opGetEphemerals, pathBody("/")); rep.err != 0 || len(rep.body.strings()) != 0 {
+		if rep := ro.call(opGetEphemerals, pathBody("/")); rep.err != 0 || len(rep.body.Strings()) != 0 {
 			t.Fatalf("getEphemerals: %+v", rep)
 		}
 	})
@@ -136,17 +137,17 @@ func TestReadOnlyMode(t *testing.T) {
 		for _, tc := range []struct {
 			name string
 			op   int32
-			body func(*juteWriter)
+			body func(*jute.Writer)
 		}{
 			{"create", opCreate, createBody("/ro/new", nil, 0)},
 			{"create2", opCreate2, createBody("/ro/new", nil, 0)},
-			{"setData", opSetData, func(w *juteWriter) { w.ustring("/ro"); w.buffer([]byte("x")); w.int(-1) }},
-			{"delete", opDelete, func(w *juteWriter) { w.ustring("/ro/child"); w.int(-1) }},
-			{"setACL", opSetACL, func(w *juteWriter) { w.ustring("/ro"); w.acls(zoo.OpenACL); w.int(-1) }},
-			{"multi", opMulti, multiBody(opCheck, func(w *juteWriter) { w.ustring("/ro"); w.int(-1) })},
-			{"check", opCheck, func(w *juteWriter) { w.ustring("/ro"); w.int(-1) }},
+			{"setData", opSetData, func(w *jute.Writer) { w.UString("/ro"); w.Buffer([]byte("x")); w.Int(-1) }},
+			{"delete", opDelete, func(w *jute.Writer) { w.UString("/ro/child"); w.Int(-1) }},
+			{"setACL", opSetACL, func(w *jute.Writer) { w.UString("/ro"); w.ACLs(zoo.OpenACL); w.Int(-1) }},
+			{"multi", opMulti, multiBody(opCheck, func(w *jute.Writer) { w.UString("/ro"); w.Int(-1) })},
+			{"check", opCheck, func(w *jute.Writer) { w.UString("/ro"); w.Int(-1) }},
 			{"sync", opSync, pathBody("/")},
-			{"reconfig", opReconfig, func(w *juteWriter) { w.ustring(""); w.ustring("3"); w.ustring(""); w.long(-1) }},
+			{"reconfig", opReconfig, func(w *jute.Writer) { w.UString(""); w.UString("3"); w.UString(""); w.Long(-1) }},
 		} {
 			if rep := ro.call(tc.op, tc.body); rep.err != zoo.CodeNotReadOnly {
 				t.Errorf("%s: err %d, want ZNOTREADONLY", tc.name, rep.err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // ZooKeeper's dynamic reconfiguration (reconfig, opcode 16) mapped onto the
@@ -62,13 +63,13 @@ type memberStep struct {
 // /zookeeper/config (the super user may; its ACL is read-only for everyone
 // else, as in ZooKeeper). The reply is GetDataResponse{new config, Stat of
 // /zookeeper/config}.
-func handleReconfig(ctx context.Context, c *conn, s *zoo.Session, r *juteReader) (func(*juteWriter), error) {
+func handleReconfig(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
 	if !c.srv.cfg.ReconfigEnabled {
 		return nil, zoo.ErrReconfigDisabled
 	}
-	joining, leaving, members, curConfigID := r.ustring(), r.ustring(), r.ustring(), r.long()
-	if r.err != nil {
-		return nil, errMarshal
+	joining, leaving, members, curConfigID := r.UString(), r.UString(), r.UString(), r.Long()
+	if r.Err != nil {
+		return nil, jute.ErrMarshal
 	}
 	if err := s.Err(); err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func handleReconfig(ctx context.Context, c *conn, s *zoo.Session, r *juteReader)
 	text := membershipText(st) + fmt.Sprintf("version=%x\n", membersVersion(st.Members))
 	_, stat, _ := s.Exists(ctx, configNode)
 	c.srv.log.Info("zkwire: reconfig done", "remote", c.remote, "session", s.ID(), "steps", len(steps))
-	return func(w *juteWriter) { w.buffer([]byte(text)); w.stat(stat) }, nil
+	return func(w *jute.Writer) { w.Buffer([]byte(text)); w.Stat(stat) }, nil
 }
 
 // configNode is ZooKeeper's ZooDefs.CONFIG_NODE.

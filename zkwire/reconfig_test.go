@@ -7,25 +7,26 @@ import (
 	"testing"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 	"github.com/zooraft/zoo/zootest"
 )
 
-func reconfigBody(joining, leaving, members string, curConfigID int64) func(*juteWriter) {
-	return func(w *juteWriter) {
-		w.ustring(joining)
-		w.ustring(leaving)
-		w.ustring(members)
-		w.long(curConfigID)
+func reconfigBody(joining, leaving, members string, curConfigID int64) func(*jute.Writer) {
+	return func(w *jute.Writer) {
+		w.UString(joining)
+		w.UString(leaving)
+		w.UString(members)
+		w.Long(curConfigID)
 	}
 }
 
 // readConfig decodes a reconfig reply: the config text's lines and its version.
 func readConfig(t *testing.T, rep rawReply) (lines []string, version int64) {
 	t.Helper()
-	text := string(rep.body.buffer())
+	text := string(rep.body.Buffer())
 	_ = readStat(rep.body)
-	if rep.body.err != nil || len(rep.body.b) != 0 {
-		t.Fatalf("reconfig reply does not decode as GetDataResponse: %v, %d bytes left", rep.body.err, len(rep.body.b))
+	if rep.body.Err != nil || len(rep.body.B) != 0 {
+		t.Fatalf("reconfig reply does not decode as GetDataResponse: %v, %d bytes left", rep.body.Err, len(rep.body.B))
 	}
 	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
 		if v, ok := strings.CutPrefix(l, "version="); ok {
@@ -74,7 +75,7 @@ func TestReconfig(t *testing.T) {
 	if rep := cl.call(opReconfig, add); rep.err != zoo.CodeNoAuth {
 		t.Fatalf("reconfig without the super user: err %d, want ZNOAUTH", rep.err)
 	}
-	auth := func(w *juteWriter) { w.int(0); w.ustring("digest"); w.buffer([]byte("super:secret")) }
+	auth := func(w *jute.Writer) { w.Int(0); w.UString("digest"); w.Buffer([]byte("super:secret")) }
 	if rep := cl.call(opAuth, auth); rep.err != 0 {
 		t.Fatalf("addauth: %d", rep.err)
 	}
@@ -94,7 +95,7 @@ func TestReconfig(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		for _, tc := range []struct {
 			name string
-			body func(*juteWriter)
+			body func(*jute.Writer)
 			want zoo.Code
 		}{
 			{"stale version", reconfigBody("", "4", "", v1+1), zoo.CodeBadVersion},

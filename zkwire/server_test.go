@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 func TestNewServerConfig(t *testing.T) {
@@ -73,9 +74,9 @@ func TestServerCloseDetaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &juteReader{b: frame}
-	_, _ = r.int(), r.int()
-	if got := r.long(); got != sid {
+	r := jute.NewReader(frame)
+	_, _ = r.Int(), r.Int()
+	if got := r.Long(); got != sid {
 		t.Fatalf("resumed %x, want %x", got, sid)
 	}
 	if rep := d.call(opExists, pathWatchBody("/kept", false)); rep.err != 0 {
