@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -13,17 +15,22 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/zkclient"
 )
 
-// cliCmd is `zoo cli`, a zkCli.sh-compatible shell built on go-zookeeper/zk,
-// the Go ecosystem's ZooKeeper client. It prints what zkCli.sh 3.8 prints, on
-// the same streams (data on stdout; "Created", usage and errors on stderr),
-// so scripts written against zkCli and its transcripts read the same:
+// cliCmd is `zoo cli`, a zkCli.sh-compatible shell built on zoo's own
+// ZooKeeper client (internal/zkclient), which speaks every request zkCli
+// 3.8 sends. It prints what zkCli.sh 3.8 prints, on the same streams (data
+// on stdout; "Created", usage and errors on stderr), so scripts written
+// against zkCli and its transcripts read the same:
 //
-//	zoo cli -server host:port[,host:port...] [-timeout ms] [-r] [cmd args...]
+//	zoo cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [-waitforconnection] [cmd args...]
+//
+// A chroot suffix roots every path at that znode, as in zkCli. With -r a
+// server that lost its quorum will do: the session is read-only (the prompt
+// says CONNECTEDREADONLY, writes fail with "Not a read-only call") and moves
+// to a read-write server as soon as one is found.
 //
 // With a command it runs that and exits 0, or 1 on failure (127 for an
 // unknown command). Without one it reads commands from stdin: with a prompt,
@@ -38,12 +45,13 @@ func runCli(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("zoo cli", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: zoo cli [-server host:port,...] [-timeout ms] [-r] [-waitforconnection] [cmd args...]")
+		fmt.Fprintln(stderr, "usage: zoo cli [-server host:port[,host:port...][/chroot]] [-timeout ms] [-r] [-waitforconnection] [cmd args...]")
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, "Without a command, commands are read from stdin. Commands:\n"+cliCommandList())
 	}
-	server := fs.String("server", "localhost:2181", "comma-separated `host:port` list of servers")
+	server := fs.String("server", "localhost:2181", "comma-separated `host:port` list of servers, optionally followed by a chroot path (host:port/app)")
 	timeoutMs := fs.Int("timeout", 30000, "session timeout in `ms`")
-	readOnly := fs.Bool("r", false, "allow a read-only session (not supported by go-zookeeper/zk: ignored with a warning)")
+	readOnly := fs.Bool("r", false, "allow a read-only session on a server that lost its quorum")
 	wait := fs.Bool("waitforconnection", false, "wait for the session before running commands")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -52,11 +60,9 @@ func runCli(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zoo cli: -timeout must be positive")
 		return 2
 	}
-	sh := &cliShell{host: *server, timeout: time.Duration(*timeoutMs) * time.Millisecond, history: map[int]string{}}
+	sh := &cliShell{host: *server, timeout: time.Duration(*timeoutMs) * time.Millisecond, readOnly: *readOnly,
+		history: map[int]string{}}
 	sh.printWatches.Store(true)
-	if *readOnly {
-		fmt.Fprintln(stderr, "zoo cli: -r ignored: go-zookeeper/zk v1.0.4 cannot ask for a read-only session")
-	}
 
 	if fs.NArg() > 0 {
 		// One command from the command line, its arguments taken as given.
@@ -127,7 +133,7 @@ func (p *plainLineReader) readLine(string) (string, error) {
 }
 
 // console serializes output: command results from the shell and watch
-// events from go-zookeeper's goroutines.
+// events from zkclient's event goroutine.
 type console struct {
 	mu  sync.Mutex // guards writes to out and err
 	out io.Writer
@@ -146,49 +152,99 @@ func (c *console) outln(s string) { c.write(c.out, s+"\n") }
 // errln prints a line on stderr.
 func (c *console) errln(s string) { c.write(c.err, s+"\n") }
 
-// stat prints a Stat block on stdout, in zkCli's format (zoo.Stat's String;
-// go-zookeeper's Stat has the same fields in the same order).
-func (c *console) stat(st *zk.Stat) { c.write(c.out, zoo.Stat(*st).String()) }
+// stat prints a Stat block on stdout, in zkCli's format.
+func (c *console) stat(st zoo.Stat) { c.write(c.out, st.String()) }
 
 // cliShell is one zkCli session: the connection, the command history and
 // the exit code of the last command.
 type cliShell struct {
 	con          *console
-	host         string        // server list as given to -server or connect, shown in the prompt
+	host         string        // connect string as given to -server or connect, shown in the prompt
 	timeout      time.Duration // session timeout asked for
-	printWatches atomic.Bool   // read by event callbacks on go-zookeeper's goroutines
+	readOnly     bool          // -r: a read-only server will do
+	printWatches atomic.Bool   // read by the event callback on zkclient's goroutine
 
 	// The fields below belong to the goroutine running commands.
 	sess     *cliSession
-	history  map[int]string // command number -> line, as zkCli numbers them
-	count    int            // number of the command being read or run
+	ctx      context.Context // for the running command's requests (see cliSession.requestContext)
+	history  map[int]string  // command number -> line, as zkCli numbers them
+	count    int             // number of the command being read or run
 	exitCode int
 	quit     bool
 }
 
-// cliSession is one go-zookeeper connection and what zkCli shows of it.
+// cliSession is one zkclient session and what zkCli shows of it.
 type cliSession struct {
-	conn       *zk.Conn
+	conn       *zkclient.Conn
 	servers    int         // number of servers in the list
 	closed     atomic.Bool // closed by the shell: later events are not shown
 	authFailed atomic.Bool // the server refused addauth and dropped us, as zkCli's AUTH_FAILED
-	synced     atomic.Bool // the last state shown was SyncConnected
 
 	ready      chan struct{} // closed when the session is first established
 	readyOnce  sync.Once
-	attempts   atomic.Int32  // connection attempts go-zookeeper has announced
 	settled    chan struct{} // closed when ready, or when every server has been tried once
 	settleOnce sync.Once
 
-	authMu         sync.Mutex // guards authPending and heldDisconnect
-	authPending    bool       // an addauth is waiting for its answer
-	heldDisconnect bool       // a Disconnected event came meanwhile, not yet shown
+	mu       sync.Mutex    // guards conn while Connect runs (dial reads it) and dialed
+	dialed   chan struct{} // closed and replaced when a connection attempt starts
+	attempts atomic.Int32  // connection attempts started
 }
 
 func (s *cliSession) settle() { s.settleOnce.Do(func() { close(s.settled) }) }
 
-// start opens the session for the -server list, waiting for it with
-// -waitforconnection. It returns the exit code when that fails.
+// dial opens the connections zkclient asks for, watching its attempts: a
+// new attempt while there is no session means the one before failed (or
+// is the first). Dials made while connected are a read-only session's
+// probes for a read-write server, not attempts.
+func (s *cliSession) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	s.mu.Lock()
+	c := s.conn
+	s.mu.Unlock()
+	if c == nil || !connected(c.State()) {
+		// One more attempt than servers: a full round failed.
+		if int(s.attempts.Add(1)) > s.servers {
+			s.settle()
+		}
+		s.mu.Lock()
+		close(s.dialed)
+		s.dialed = make(chan struct{})
+		s.mu.Unlock()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+func connected(st zkclient.State) bool {
+	return st == zkclient.StateConnected || st == zkclient.StateConnectedReadOnly
+}
+
+// requestContext is the context of one command's requests. zkclient lets a
+// request wait for a connection; the Java client fails it with
+// ConnectionLoss when the connection attempt under way fails. So the
+// context ends, with errNoServer, when the next attempt starts without a
+// session established meanwhile; a request already sent is failed by
+// zkclient itself when its connection drops.
+func (s *cliSession) requestContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.mu.Lock()
+	next := s.dialed
+	s.mu.Unlock()
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-next:
+			cancel(errNoServer)
+		case <-stop:
+		}
+	}()
+	return ctx, func() {
+		close(stop)
+		cancel(nil)
+	}
+}
+
+// start opens the session for the -server connect string, waiting for it
+// with -waitforconnection. It returns the exit code when that fails.
 func (sh *cliShell) start(wait bool) (code int, ok bool) {
 	sh.con.outln("Connecting to " + sh.host)
 	if err := sh.connect(sh.host); err != nil {
@@ -207,102 +263,89 @@ func (sh *cliShell) start(wait bool) (code int, ok bool) {
 	return 0, true
 }
 
-// connect opens a session to host, a comma-separated server list. Like the
-// Java client it returns at once; requests wait for the connection.
+// connect opens a session for a connect string, "host:port[,host:port...]"
+// with an optional chroot suffix ("/app"). Like the Java client it returns
+// at once; requests wait for the connection.
 func (sh *cliShell) connect(host string) error {
-	var servers []string
-	for _, s := range strings.Split(host, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
+	if i := strings.IndexByte(host, '/'); i >= 0 && i+1 < len(host) {
+		// The chroot with zkCli's message, which is the Java client's
+		// path check's.
+		if err := validatePath(host[i:], false); err != nil {
+			return err
 		}
-		if strings.Contains(s, "/") {
-			return failf("%s: a chroot suffix is not supported by zoo cli (go-zookeeper/zk v1.0.4 has no chroot)", host)
-		}
-		servers = append(servers, s)
 	}
-	if len(servers) == 0 {
-		return failf("no server given in %q", host)
-	}
-	sess := &cliSession{ready: make(chan struct{}), settled: make(chan struct{}), servers: len(servers)}
-	conn, _, err := zk.Connect(servers, sh.timeout, zk.WithLogger(discardLogger{}), zk.WithLogInfo(false),
-		zk.WithEventCallback(sh.onEvent(sess)))
+	servers, chroot, err := zkclient.ParseConnectString(host)
 	if err != nil {
-		return failf("%v", err)
+		return failf("%s: %v", host, err)
 	}
+	sess := &cliSession{ready: make(chan struct{}), settled: make(chan struct{}), dialed: make(chan struct{}),
+		servers: len(servers)}
+	conn, err := zkclient.Connect(servers, zkclient.Options{
+		SessionTimeout: sh.timeout,
+		Chroot:         chroot,
+		CanBeReadOnly:  sh.readOnly,
+		OnEvent:        sh.onEvent(sess),
+		Dialer:         sess.dial,
+	})
+	if err != nil {
+		return failf("%s: %v", host, err)
+	}
+	sess.mu.Lock()
 	sess.conn = conn
+	sess.mu.Unlock()
 	sh.sess, sh.host = sess, host
 	return nil
 }
 
-// discardLogger silences go-zookeeper's connection log; zkCli's goes to its
-// log4j file, not to the transcript.
-type discardLogger struct{}
-
-func (discardLogger) Printf(string, ...any) {}
-
 // javaEventTypes are the Java client's names of event types.
-var javaEventTypes = map[zk.EventType]string{
-	zk.EventNodeCreated: "NodeCreated", zk.EventNodeDeleted: "NodeDeleted",
-	zk.EventNodeDataChanged: "NodeDataChanged", zk.EventNodeChildrenChanged: "NodeChildrenChanged",
-	5: "DataWatchRemoved", 6: "ChildWatchRemoved", 7: "PersistentWatchRemoved",
+var javaEventTypes = map[zoo.EventType]string{
+	zoo.EventNodeCreated: "NodeCreated", zoo.EventNodeDeleted: "NodeDeleted",
+	zoo.EventNodeDataChanged: "NodeDataChanged", zoo.EventNodeChildrenChanged: "NodeChildrenChanged",
+	zkclient.EventDataWatchRemoved: "DataWatchRemoved", zkclient.EventChildWatchRemoved: "ChildWatchRemoved",
+	zkclient.EventPersistentWatchRemoved: "PersistentWatchRemoved",
+}
+
+// javaStates are the Java client's names of the session states zkCli's
+// watcher shows; zkclient's other states (Connecting, Closed) have no
+// event there.
+var javaStates = map[zkclient.State]string{
+	zkclient.StateConnected: "SyncConnected", zkclient.StateConnectedReadOnly: "ConnectedReadOnly",
+	zkclient.StateDisconnected: "Disconnected", zkclient.StateExpired: "Expired",
+	zkclient.StateAuthFailed: "AuthFailed",
 }
 
 // onEvent returns the callback that shows sess's events as zkCli's default
-// watcher does. go-zookeeper calls it on its own goroutines, for every watch
-// notification from the server (in order, before the reply that follows it)
-// and every session state change.
-func (sh *cliShell) onEvent(sess *cliSession) zk.EventCallback {
-	return func(ev zk.Event) {
+// watcher does. zkclient calls it on one goroutine, in order, for every
+// watch notification (before the reply that follows it), every watch
+// removal and every session state change.
+func (sh *cliShell) onEvent(sess *cliSession) func(zkclient.Event) {
+	return func(ev zkclient.Event) {
+		if ev.Type == zoo.EventNone {
+			switch ev.State {
+			case zkclient.StateConnected, zkclient.StateConnectedReadOnly:
+				sess.readyOnce.Do(func() { close(sess.ready) })
+				sess.settle()
+			case zkclient.StateAuthFailed:
+				sess.authFailed.Store(true)
+			}
+		}
 		if sess.closed.Load() {
 			return
 		}
-		state := "SyncConnected"
-		switch ev.Type {
-		case zk.EventNotWatching:
-			return // go-zookeeper's own notice that it dropped a watch
-		case zk.EventSession:
-			switch ev.State {
-			case zk.StateHasSession:
-				sess.readyOnce.Do(func() { close(sess.ready) })
-				sess.settle()
-				sess.synced.Store(true)
-			case zk.StateDisconnected:
-				// go-zookeeper reports every failed attempt; the Java
-				// client only the loss of a live connection.
-				if !sess.synced.Swap(false) {
-					return
-				}
-				// A server that refuses addauth drops the connection;
-				// the Java client reports only AuthFailed then.
-				sess.authMu.Lock()
-				held := sess.authPending
-				sess.heldDisconnect = sess.heldDisconnect || held
-				sess.authMu.Unlock()
-				if held {
-					return
-				}
-				state = "Disconnected"
-			case zk.StateExpired:
-				sess.synced.Store(false)
-				state = "Expired"
-			case zk.StateConnecting:
-				// go-zookeeper announces each server it tries; one more
-				// than the list means a full round failed.
-				if int(sess.attempts.Add(1)) > sess.servers {
-					sess.settle()
-				}
-				return
-			default:
-				return // TCP connected: no Java counterpart
+		if ev.Type == zoo.EventNone {
+			if state, ok := javaStates[ev.State]; ok {
+				sh.showEvent(state, "None", "null")
 			}
-			sh.showEvent(state, "None", "null")
 			return
 		}
 		typ, ok := javaEventTypes[ev.Type]
 		if !ok {
 			typ = fmt.Sprint(int32(ev.Type))
 		}
-		sh.showEvent(state, typ, ev.Path)
+		// The server sends SyncConnected with every notification, and the
+		// Java client makes its watch-removed events with it too, read-only
+		// or not.
+		sh.showEvent("SyncConnected", typ, ev.Path)
 	}
 }
 
@@ -328,45 +371,43 @@ func (sh *cliShell) awaitFirstConnect() {
 	}
 }
 
-// alive reports whether commands can be sent, zkCli's "Not connected" test.
-func (sh *cliShell) alive() bool { return sh.sess != nil && !sh.sess.closed.Load() }
+// alive reports whether commands can be sent, zkCli's "Not connected"
+// test: not after close, a refused addauth or the session's expiry.
+func (sh *cliShell) alive() bool {
+	s := sh.sess
+	if s == nil || s.closed.Load() || s.authFailed.Load() {
+		return false
+	}
+	st := s.conn.State()
+	return st != zkclient.StateExpired && st != zkclient.StateAuthFailed && st != zkclient.StateClosed
+}
 
 // closeSession closes the session if it is open, showing zkCli's Closed event
-// when show is set.
+// when show is set. As in the Java client, a session that already ended
+// (expired, refused addauth) closes without an event.
 func (sh *cliShell) closeSession(show bool) {
 	s := sh.sess
 	if s == nil || s.closed.Swap(true) {
 		return
 	}
+	st := s.conn.State()
 	s.conn.Close()
-	if show {
+	if show && st != zkclient.StateExpired && st != zkclient.StateAuthFailed {
 		sh.showEvent("Closed", "None", "null")
 	}
 }
 
-// addAuth sends addauth. When the server refuses it, it does what the Java
-// client does: shows AuthFailed (and not the Disconnected that follows, as
-// the server drops the connection) and leaves the session unusable.
-func (sh *cliShell) addAuth(scheme string, auth []byte) error {
+// addAuth sends addauth. When the server refuses it, the client has shown
+// AuthFailed (the server drops the connection, and zkclient, as the Java
+// client, reports only that) and the session is unusable.
+func (sh *cliShell) addAuth(ctx context.Context, scheme string, auth []byte) error {
 	s := sh.sess
-	s.authMu.Lock()
-	s.authPending, s.heldDisconnect = true, false
-	s.authMu.Unlock()
-	err := s.conn.AddAuth(scheme, auth)
-	failed := errors.Is(err, zk.ErrAuthFailed)
-	if failed {
-		sh.showEvent("AuthFailed", "None", "null")
+	err := s.conn.AddAuth(ctx, scheme, auth)
+	if errors.Is(err, zoo.ErrAuthFailed) {
 		s.authFailed.Store(true)
-		s.closed.Store(true) // before authPending is cleared: no event shows after this
+		s.closed.Store(true) // no event shows after this
 		s.conn.Close()
-		err = nil
-	}
-	s.authMu.Lock()
-	held := s.heldDisconnect && !failed
-	s.authPending, s.heldDisconnect = false, false
-	s.authMu.Unlock()
-	if held {
-		sh.showEvent("Disconnected", "None", "null")
+		return nil
 	}
 	return err
 }
@@ -388,10 +429,14 @@ func (sh *cliShell) state() string {
 		return "CLOSED"
 	}
 	switch s.conn.State() {
-	case zk.StateHasSession:
+	case zkclient.StateConnected:
 		return "CONNECTED"
-	case zk.StateConnectedReadOnly:
+	case zkclient.StateConnectedReadOnly:
 		return "CONNECTEDREADONLY"
+	case zkclient.StateAuthFailed:
+		return "AUTH_FAILED"
+	case zkclient.StateExpired, zkclient.StateClosed:
+		return "CLOSED"
 	}
 	return "CONNECTING"
 }
@@ -426,6 +471,11 @@ func (sh *cliShell) dispatch(toks []string) error {
 			return nil
 		}
 		sh.awaitFirstConnect()
+		ctx, cancel := sh.sess.requestContext()
+		defer cancel()
+		outer := sh.ctx // redo runs a command within a command
+		sh.ctx = ctx
+		defer func() { sh.ctx = outer }()
 	}
 	a := &cliArgs{cmd: toks[0], args: toks[1:]}
 	if !cmd.raw {
@@ -439,8 +489,13 @@ func (sh *cliShell) dispatch(toks []string) error {
 
 // cliUsage is the command list zkCli prints for an unknown command.
 func cliUsage() string {
+	return "zoo cli -server host:port[,host:port...][/chroot] [-timeout ms] [-r] [-waitforconnection] cmd args\n" +
+		cliCommandList()
+}
+
+// cliCommandList is every command's usage, one a line, in zkCli's order.
+func cliCommandList() string {
 	var b strings.Builder
-	b.WriteString("zoo cli -server host:port[,host:port...] [-timeout ms] [-r] cmd args\n")
 	names := make([]string, 0, len(cliCommandIndex))
 	for name := range cliCommandIndex {
 		names = append(names, name)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -8,7 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/zkclient"
 )
 
 // cliCommand is one zkCli command.
@@ -38,7 +40,7 @@ var cliCommands = []*cliCommand{
 	{name: "deleteall", usage: "path [-b batch size]", opts: "b:", run: cliDeleteAll},
 	{name: "get", usage: "[-s] [-w] path", opts: "sw", run: cliGet},
 	{name: "getAcl", usage: "[-s] path", opts: "s", run: cliGetACL},
-	{name: "getAllChildrenNumber", usage: "path", run: cliUnsupportedPathOp("getAllChildrenNumber", 104)},
+	{name: "getAllChildrenNumber", usage: "path", run: cliGetAllChildrenNumber},
 	{name: "getEphemerals", usage: "path", run: cliGetEphemerals},
 	{name: "history", local: true, raw: true, run: cliHistory},
 	{name: "ls", usage: "[-s] [-w] [-R] path", opts: "swR", run: cliLs},
@@ -98,40 +100,46 @@ func cliLs(sh *cliShell, a *cliArgs) error {
 	if err != nil {
 		return err
 	}
-	conn := sh.sess.conn
 	if a.has('R') {
 		// zkCli lists the subtree breadth first, the node itself included,
 		// and ignores -s.
-		return walkTree(conn, path, watch, func(p string) { sh.con.outln(p) })
+		return walkTree(sh.ctx, sh.sess.conn, path, watch, func(p string) { sh.con.outln(p) })
 	}
-	children, st, err := getChildren(conn, path, watch)
+	var children []string
+	var st zoo.Stat
+	if a.has('s') {
+		children, st, err = sh.sess.conn.ChildrenWithStat(sh.ctx, path, watch)
+	} else {
+		children, err = sh.sess.conn.Children(sh.ctx, path, watch)
+	}
 	if err != nil {
 		return keeperError(err, path)
 	}
-	sort.Strings(children)
-	sh.con.outln("[" + strings.Join(children, ", ") + "]")
+	sh.con.outln(javaList(children, true))
 	if a.has('s') {
 		sh.con.stat(st)
 	}
 	return nil
 }
 
-func getChildren(conn *zk.Conn, path string, watch bool) ([]string, *zk.Stat, error) {
-	if watch {
-		children, st, _, err := conn.ChildrenW(path)
-		return children, st, err
+// javaList prints a list of strings as Java's List.toString does, sorted
+// or in the order given.
+func javaList(items []string, sorted bool) string {
+	if sorted {
+		items = append([]string(nil), items...)
+		sort.Strings(items)
 	}
-	return conn.Children(path)
+	return "[" + strings.Join(items, ", ") + "]"
 }
 
 // walkTree visits path and its descendants breadth first, children in
 // sorted order, as zkCli's ls -R and deleteall list a subtree.
-func walkTree(conn *zk.Conn, path string, watch bool, visit func(string)) error {
+func walkTree(ctx context.Context, conn *zkclient.Conn, path string, watch bool, visit func(string)) error {
 	queue := []string{path}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		children, _, err := getChildren(conn, p, watch)
+		children, err := conn.Children(ctx, p, watch)
 		if err != nil {
 			return keeperError(err, p)
 		}
@@ -160,13 +168,7 @@ func cliGet(sh *cliShell, a *cliArgs) error {
 	if err != nil {
 		return err
 	}
-	var data []byte
-	var st *zk.Stat
-	if watch {
-		data, st, _, err = sh.sess.conn.GetW(path)
-	} else {
-		data, st, err = sh.sess.conn.Get(path)
-	}
+	data, st, err := sh.sess.conn.Get(sh.ctx, path, watch)
 	if err != nil {
 		return keeperError(err, path)
 	}
@@ -198,15 +200,9 @@ func cliStat(sh *cliShell, a *cliArgs) error {
 	if err != nil {
 		return err
 	}
-	var ok bool
-	var st *zk.Stat
-	if watch {
-		ok, st, _, err = sh.sess.conn.ExistsW(path)
-	} else {
-		ok, st, err = sh.sess.conn.Exists(path)
-	}
+	ok, st, err := sh.sess.conn.Exists(sh.ctx, path, watch)
 	if err == nil && !ok {
-		err = zk.ErrNoNode
+		err = zoo.ErrNoNode
 	}
 	if err != nil {
 		return keeperError(err, path)
@@ -229,7 +225,7 @@ func cliSet(sh *cliShell, a *cliArgs) error {
 	if err != nil {
 		return err
 	}
-	st, err := sh.sess.conn.Set(path, []byte(a.args[1]), int32(version))
+	st, err := sh.sess.conn.Set(sh.ctx, path, []byte(a.args[1]), int32(version))
 	if err != nil {
 		return keeperError(err, path)
 	}
@@ -263,20 +259,20 @@ func cliCreate(sh *cliShell, a *cliArgs) error {
 			return failf("TTLs cannot be used with Container znodes")
 		}
 	}
-	var flags int32
+	mode := zoo.ModePersistent
 	switch {
 	case eph && seq:
-		flags = zk.FlagEphemeralSequential
+		mode = zoo.ModeEphemeralSequential
 	case eph:
-		flags = zk.FlagEphemeral
+		mode = zoo.ModeEphemeral
 	case seq && hasTTL:
-		flags = zk.FlagPersistentSequentialWithTTL
+		mode = zoo.ModePersistentSequentialWithTTL
 	case seq:
-		flags = zk.FlagSequence
+		mode = zoo.ModePersistentSequential
 	case cont:
-		flags = zk.FlagContainer
+		mode = zoo.ModeContainer
 	case hasTTL:
-		flags = zk.FlagTTL
+		mode = zoo.ModePersistentWithTTL
 	}
 	if hasTTL && (ttl <= 0 || ttl > maxTTL) {
 		return failf("ttl must be positive and cannot be larger than: %d", int64(maxTTL))
@@ -289,23 +285,22 @@ func cliCreate(sh *cliShell, a *cliArgs) error {
 	if len(a.args) > 1 {
 		data = []byte(a.args[1])
 	}
-	acl := zk.WorldACL(zk.PermAll)
+	acl := zoo.OpenACL
 	if len(a.args) > 2 {
 		if acl = parseACL(a.args[2], sh.con.errln); len(acl) == 0 {
 			// The Java client refuses an empty ACL before sending it.
 			sh.con.errln(keeperErrorString(codeInvalidACL, ""))
-			return keeperError(zk.ErrInvalidACL, "")
+			return keeperError(zoo.ErrInvalidACL, "")
 		}
 	}
-	conn := sh.sess.conn
 	var created string
-	switch {
-	case hasTTL:
-		created, err = conn.CreateTTL(path, data, flags, acl, time.Duration(ttl)*time.Millisecond)
-	case cont:
-		created, err = conn.CreateContainer(path, data, flags, acl)
-	default:
-		created, err = conn.Create(path, data, flags, acl)
+	if hasTTL {
+		// The Java client sends createTTL (21); otherwise create (1), or
+		// createContainer (19) for -c, as zkclient's Create does.
+		created, _, err = sh.sess.conn.CreateWithStat(sh.ctx, zoo.CreateOp{Path: path, Data: data, ACL: acl, Mode: mode,
+			TTL: time.Duration(ttl) * time.Millisecond})
+	} else {
+		created, err = sh.sess.conn.Create(sh.ctx, path, data, mode, acl)
 	}
 	if err != nil {
 		if code, _ := errorCode(err); code == codeInvalidACL {
@@ -332,7 +327,12 @@ func cliDelete(sh *cliShell, a *cliArgs) error {
 		sh.con.errln("'delete path [version]' has been deprecated. Please use 'delete [-v version] path' instead.")
 		version = -1
 	}
-	if err := sh.sess.conn.Delete(path, int32(version)); err != nil {
+	if path == "/" {
+		// The Java client sends delete of "/" unchrooted, which the server
+		// always refuses; under a chroot zkclient would send the chroot.
+		return keeperError(zoo.ErrBadArguments, path)
+	}
+	if err := sh.sess.conn.Delete(sh.ctx, path, int32(version)); err != nil {
 		return keeperError(err, path)
 	}
 	return nil
@@ -348,23 +348,18 @@ func cliDeleteAll(sh *cliShell, a *cliArgs) error {
 		return err
 	}
 	var tree []string
-	if err := walkTree(sh.sess.conn, path, false, func(p string) { tree = append(tree, p) }); err != nil {
+	if err := walkTree(sh.ctx, sh.sess.conn, path, false, func(p string) { tree = append(tree, p) }); err != nil {
 		return err
 	}
 	// Leaves first, in multis of at most batch deletes, as zkCli does; a
 	// failed batch ends the command with zkCli's message and exit code 0.
-	var ops []any
+	var ops []zoo.Op
 	for i := len(tree) - 1; i >= 0; i-- {
-		ops = append(ops, &zk.DeleteRequest{Path: tree[i], Version: -1})
+		ops = append(ops, zoo.DeleteOp{Path: tree[i], Version: -1})
 		if len(ops) < int(batch) && i > 0 {
 			continue
 		}
-		res, err := sh.sess.conn.Multi(ops...)
-		failed := err != nil
-		for _, r := range res {
-			failed = failed || r.Error != nil
-		}
-		if failed {
+		if _, err := sh.sess.conn.Multi(sh.ctx, ops...); err != nil {
 			sh.con.errln("Failed to delete some node(s) in the subtree!")
 			return nil
 		}
@@ -378,7 +373,7 @@ func cliSync(sh *cliShell, a *cliArgs) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sh.sess.conn.Sync(path); err != nil {
+	if err := sh.sess.conn.Sync(sh.ctx, path); err != nil {
 		code, ok := errorCode(err)
 		if !ok {
 			return keeperError(err, path)
@@ -395,7 +390,7 @@ func cliGetACL(sh *cliShell, a *cliArgs) error {
 	if err != nil {
 		return err
 	}
-	acl, st, err := sh.sess.conn.GetACL(path)
+	acl, st, err := sh.sess.conn.GetACL(sh.ctx, path)
 	if err != nil {
 		return keeperError(err, path)
 	}
@@ -422,22 +417,22 @@ func cliSetACL(sh *cliShell, a *cliArgs) error {
 	}
 	acl := parseACL(a.args[1], sh.con.errln)
 	if len(acl) == 0 {
-		return keeperError(zk.ErrInvalidACL, "") // refused by the Java client before sending
+		return keeperError(zoo.ErrInvalidACL, "") // refused by the Java client before sending
 	}
 	conn := sh.sess.conn
 	if a.has('R') {
 		var tree []string
-		if err := walkTree(conn, path, false, func(p string) { tree = append(tree, p) }); err != nil {
+		if err := walkTree(sh.ctx, conn, path, false, func(p string) { tree = append(tree, p) }); err != nil {
 			return err
 		}
 		for _, p := range tree {
-			if _, err := conn.SetACL(p, acl, int32(version)); err != nil {
+			if _, err := conn.SetACL(sh.ctx, p, acl, int32(version)); err != nil {
 				sh.con.errln(keeperError(err, p).msg)
 			}
 		}
 		return nil
 	}
-	st, err := conn.SetACL(path, acl, int32(version))
+	st, err := conn.SetACL(sh.ctx, path, acl, int32(version))
 	if err != nil {
 		return keeperError(err, path)
 	}
@@ -455,7 +450,7 @@ func cliAddAuth(sh *cliShell, a *cliArgs) error {
 	if len(a.args) > 1 {
 		auth = []byte(a.args[1])
 	}
-	if err := sh.addAuth(a.args[0], auth); err != nil {
+	if err := sh.addAuth(sh.ctx, a.args[0], auth); err != nil {
 		return keeperError(err, "")
 	}
 	return nil
@@ -466,14 +461,7 @@ func cliConfig(sh *cliShell, a *cliArgs) error {
 		return failf("config -c is not supported by zoo cli")
 	}
 	const path = "/zookeeper/config"
-	var data []byte
-	var st *zk.Stat
-	var err error
-	if a.has('w') {
-		data, st, _, err = sh.sess.conn.GetW(path)
-	} else {
-		data, st, err = sh.sess.conn.Get(path)
-	}
+	data, st, err := sh.sess.conn.GetConfig(sh.ctx, a.has('w'))
 	if err != nil {
 		return keeperError(err, path)
 	}
@@ -484,53 +472,104 @@ func cliConfig(sh *cliShell, a *cliArgs) error {
 	return nil
 }
 
-// unsupported is the error for a request go-zookeeper/zk v1.0.4 cannot send:
-// zoo cli says so rather than approximate it with other requests.
-func unsupported(cmd string, opcode int) error {
-	return failf("%s is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the %s request (opcode %d)", cmd, cmd, opcode)
-}
-
-// cliUnsupportedPathOp checks a one-path command's arguments and reports
-// the request as unsupported.
-func cliUnsupportedPathOp(name string, opcode int) func(*cliShell, *cliArgs) error {
-	return func(sh *cliShell, a *cliArgs) error {
-		if _, err := pathArg(a, false); err != nil {
-			return err
-		}
-		return unsupported(name, opcode)
+func cliGetAllChildrenNumber(sh *cliShell, a *cliArgs) error {
+	path, err := pathArg(a, false)
+	if err != nil {
+		return err
 	}
+	n, err := sh.sess.conn.AllChildrenNumber(sh.ctx, path)
+	if err != nil {
+		return keeperError(err, path)
+	}
+	sh.con.outln(strconv.Itoa(n))
+	return nil
 }
 
+// cliGetEphemerals lists the session's ephemerals under a path prefix, "/"
+// when none is given, in the server's order as zkCli prints them. Under a
+// chroot zkclient roots the prefix there and strips it from the result;
+// the Java 3.8 client applies no chroot to getEphemerals at all.
 func cliGetEphemerals(sh *cliShell, a *cliArgs) error {
-	if len(a.args) > 0 { // the path is optional, "/" by default
-		if err := validatePath(a.args[0], false); err != nil {
+	prefix := "/"
+	if len(a.args) > 0 {
+		prefix = a.args[0]
+		if err := validatePath(prefix, false); err != nil {
 			return err
 		}
 	}
-	return unsupported("getEphemerals", 103)
+	paths, err := sh.sess.conn.GetEphemerals(sh.ctx, prefix)
+	if err != nil {
+		return keeperError(err, prefix)
+	}
+	sh.con.outln(javaList(paths, false))
+	return nil
+}
+
+// watchModes are addWatch's modes by name; zkCli takes them in any case.
+var watchModes = map[string]zoo.WatchMode{
+	"PERSISTENT":           zoo.WatchPersistent,
+	"PERSISTENT_RECURSIVE": zoo.WatchPersistentRecursive,
 }
 
 func cliAddWatch(sh *cliShell, a *cliArgs) error {
-	if len(a.args) < 1 {
+	if len(a.args) != 1 {
 		return command(a).errUsage()
 	}
-	if m, ok := a.values['m']; ok && m != "PERSISTENT" && m != "PERSISTENT_RECURSIVE" {
-		return command(a).errUsage()
+	mode := zoo.WatchPersistentRecursive
+	if m, ok := a.values['m']; ok {
+		if mode, ok = watchModes[strings.ToUpper(m)]; !ok {
+			return command(a).errUsage()
+		}
 	}
-	if _, err := pathArg(a, false); err != nil {
+	// zkCli dies of an IllegalArgumentException on a bad path; zoo cli
+	// says what is wrong, as for the other commands.
+	path, err := pathArg(a, false)
+	if err != nil {
 		return err
 	}
-	return unsupported("addWatch", 106)
+	if err := sh.sess.conn.AddWatch(sh.ctx, path, mode); err != nil {
+		return keeperError(err, path)
+	}
+	return nil
 }
 
+// cliRemoveWatches removes the session's watches of a type on a path: -c
+// child watches, -d data (and exist) watches, -a or none of them any watch,
+// persistent ones included, in that order of precedence as in zkCli. With
+// -l the watches are removed locally too when the server cannot be asked.
+// Each removed kind shows as a DataWatchRemoved, ChildWatchRemoved or
+// PersistentWatchRemoved event.
 func cliRemoveWatches(sh *cliShell, a *cliArgs) error {
-	if _, err := pathArg(a, false); err != nil {
+	path, err := pathArg(a, false)
+	if err != nil {
 		return err
 	}
-	return unsupported("removeWatches", 18)
+	typ := zoo.WatcherAny
+	switch {
+	case a.has('c'):
+		typ = zoo.WatcherChildren
+	case a.has('d'):
+		typ = zoo.WatcherData
+	}
+	if err := sh.sess.conn.RemoveWatches(sh.ctx, path, typ, a.has('l')); err != nil {
+		return keeperError(err, path)
+	}
+	return nil
 }
 
-func cliWhoAmI(sh *cliShell, a *cliArgs) error { return unsupported("whoAmI", 107) }
+// cliWhoAmI prints the identities the server holds for the session, as
+// "scheme: user" lines under zkCli's header.
+func cliWhoAmI(sh *cliShell, a *cliArgs) error {
+	ids, err := sh.sess.conn.WhoAmI(sh.ctx)
+	if err != nil {
+		return keeperError(err, "")
+	}
+	sh.con.outln("Auth scheme: User")
+	for _, id := range ids {
+		sh.con.outln(id.Scheme + ": " + id.ID)
+	}
+	return nil
+}
 
 func cliClose(sh *cliShell, a *cliArgs) error {
 	sh.closeSession(true)
@@ -591,7 +630,7 @@ func cliPrintWatches(sh *cliShell, a *cliArgs) error {
 }
 
 func cliVersion(sh *cliShell, a *cliArgs) error {
-	sh.con.outln("ZooKeeper CLI version: " + version + ", zoo cli on go-zookeeper/zk v1.0.4")
+	sh.con.outln("ZooKeeper CLI version: " + version)
 	return nil
 }
 

@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo"
 )
 
 // This file holds the parts of `zoo cli` that turn what the user typed into
@@ -202,15 +203,15 @@ func validatePath(path string, sequential bool) error {
 // where the id is everything between the first and the last colon. Like zkCli
 // it reports malformed entries and unknown permission letters on warn and
 // goes on without them, so the result may be empty.
-func parseACL(s string, warn func(string)) []zk.ACL {
-	var acl []zk.ACL
+func parseACL(s string, warn func(string)) []zoo.ACL {
+	var acl []zoo.ACL
 	for _, part := range strings.Split(s, ",") {
 		first, last := strings.IndexByte(part, ':'), strings.LastIndexByte(part, ':')
 		if first < 0 || first == last {
 			warn(part + " does not have the form scheme:id:perm")
 			continue
 		}
-		acl = append(acl, zk.ACL{Scheme: part[:first], ID: part[first+1 : last], Perms: parsePerms(part[last+1:], warn)})
+		acl = append(acl, zoo.ACL{Perms: parsePerms(part[last+1:], warn), ID: zoo.ID{Scheme: part[:first], ID: part[first+1 : last]}})
 	}
 	return acl
 }
@@ -220,15 +221,15 @@ func parsePerms(s string, warn func(string)) int32 {
 	for _, c := range s {
 		switch c {
 		case 'r':
-			p |= zk.PermRead
+			p |= zoo.PermRead
 		case 'w':
-			p |= zk.PermWrite
+			p |= zoo.PermWrite
 		case 'c':
-			p |= zk.PermCreate
+			p |= zoo.PermCreate
 		case 'd':
-			p |= zk.PermDelete
+			p |= zoo.PermDelete
 		case 'a':
-			p |= zk.PermAdmin
+			p |= zoo.PermAdmin
 		default:
 			warn("Unknown perm type: " + string(c))
 		}
@@ -242,7 +243,7 @@ func permString(p int32) string {
 	for _, x := range []struct {
 		bit int32
 		c   byte
-	}{{zk.PermCreate, 'c'}, {zk.PermDelete, 'd'}, {zk.PermRead, 'r'}, {zk.PermWrite, 'w'}, {zk.PermAdmin, 'a'}} {
+	}{{zoo.PermCreate, 'c'}, {zoo.PermDelete, 'd'}, {zoo.PermRead, 'r'}, {zoo.PermWrite, 'w'}, {zoo.PermAdmin, 'a'}} {
 		if p&x.bit != 0 {
 			b.WriteByte(x.c)
 		}
@@ -252,8 +253,8 @@ func permString(p int32) string {
 
 // formatACL prints an ACL entry as getAcl does: the id in the CSV form of
 // ZooKeeper's record printer ('scheme,'id and a line break), then ": perms".
-func formatACL(a zk.ACL) string {
-	return "'" + csvEscape(a.Scheme) + ",'" + csvEscape(a.ID) + "\n: " + permString(a.Perms)
+func formatACL(a zoo.ACL) string {
+	return "'" + csvEscape(a.Scheme) + ",'" + csvEscape(a.ID.ID) + "\n: " + permString(a.Perms)
 }
 
 // csvEscape percent-encodes the characters ZooKeeper's CSV record printer
@@ -262,58 +263,47 @@ func csvEscape(s string) string {
 	return strings.NewReplacer("%", "%25", "\x00", "%00", "\n", "%0A", "\r", "%0D", ",", "%2C", "}", "%7D").Replace(s)
 }
 
-// ZooKeeper error codes that zoo cli names; go-zookeeper/zk v1.0.4 has
-// sentinel errors for some and reports the others as "unknown error: N".
+// ZooKeeper error codes that zoo cli names.
 const (
-	codeSystemError             = -1
-	codeConnectionLoss          = -4
-	codeUnimplemented           = -6
-	codeBadArguments            = -8
-	codeAPIError                = -100
-	codeNoNode                  = -101
-	codeNoAuth                  = -102
-	codeBadVersion              = -103
-	codeNoChildrenForEphemerals = -108
-	codeNodeExists              = -110
-	codeNotEmpty                = -111
-	codeSessionExpired          = -112
-	codeInvalidACL              = -114
-	codeAuthFailed              = -115
-	codeSessionMoved            = -118
-	codeNotReadOnly             = -119
-	codeNoWatcher               = -121
-	codeReconfigDisabled        = -123
+	codeSystemError             = int32(zoo.CodeSystemError)
+	codeConnectionLoss          = int32(zoo.CodeConnectionLoss)
+	codeUnimplemented           = int32(zoo.CodeUnimplemented)
+	codeBadArguments            = int32(zoo.CodeBadArguments)
+	codeAPIError                = int32(zoo.CodeAPIError)
+	codeNoNode                  = int32(zoo.CodeNoNode)
+	codeNoAuth                  = int32(zoo.CodeNoAuth)
+	codeBadVersion              = int32(zoo.CodeBadVersion)
+	codeNoChildrenForEphemerals = int32(zoo.CodeNoChildrenForEphemerals)
+	codeNodeExists              = int32(zoo.CodeNodeExists)
+	codeNotEmpty                = int32(zoo.CodeNotEmpty)
+	codeSessionExpired          = int32(zoo.CodeSessionExpired)
+	codeInvalidACL              = int32(zoo.CodeInvalidACL)
+	codeAuthFailed              = int32(zoo.CodeAuthFailed)
+	codeSessionMoved            = int32(zoo.CodeSessionMoved)
+	codeNotReadOnly             = int32(zoo.CodeNotReadOnly)
+	codeNoWatcher               = int32(zoo.CodeNoWatcher)
+	codeReconfigDisabled        = int32(zoo.CodeReconfigDisabled)
 	codeQuotaExceeded           = -125
 )
 
-// gozkCodes maps go-zookeeper's sentinel errors to ZooKeeper codes. Its
-// client-side "no server" and "closed" errors are what the Java client calls
-// ConnectionLoss.
-var gozkCodes = []struct {
-	err  error
-	code int32
-}{
-	{zk.ErrNoNode, codeNoNode}, {zk.ErrNoAuth, codeNoAuth}, {zk.ErrBadVersion, codeBadVersion},
-	{zk.ErrNoChildrenForEphemerals, codeNoChildrenForEphemerals}, {zk.ErrNodeExists, codeNodeExists},
-	{zk.ErrNotEmpty, codeNotEmpty}, {zk.ErrSessionExpired, codeSessionExpired}, {zk.ErrInvalidACL, codeInvalidACL},
-	{zk.ErrAuthFailed, codeAuthFailed}, {zk.ErrSessionMoved, codeSessionMoved}, {zk.ErrReconfigDisabled, codeReconfigDisabled},
-	{zk.ErrBadArguments, codeBadArguments}, {zk.ErrAPIError, codeAPIError},
-	{zk.ErrNoServer, codeConnectionLoss}, {zk.ErrConnectionClosed, codeConnectionLoss}, {zk.ErrClosing, codeConnectionLoss},
-}
+// errNoServer cancels a request that waited for a connection while the
+// client's connection attempt failed: the Java client fails such a request
+// with ConnectionLoss.
+var errNoServer = errors.New("zoo cli: no server answered")
 
-// errorCode recovers the ZooKeeper code of an error returned by go-zookeeper,
-// or ok=false for an error that did not come from the server's codes.
+// errorCode recovers the ZooKeeper code of an error from zkclient, or
+// ok=false for an error that does not stand for one. A request given up
+// for want of a server is ConnectionLoss, and one made on a closed client
+// SessionExpired, as the Java client reports them.
 func errorCode(err error) (code int32, ok bool) {
-	for _, c := range gozkCodes {
-		if errors.Is(err, c.err) {
-			return c.code, true
-		}
-	}
-	// go-zookeeper/zk v1.0.4 keeps codes it has no sentinel for only in the
-	// text of a fmt error ("unknown error: -6"); reading it back is the one
-	// way to tell ZUNIMPLEMENTED or ZNOTREADONLY from anything else.
-	if _, err := fmt.Sscanf(err.Error(), "unknown error: %d", &code); err == nil {
-		return code, true
+	var coded interface{ Code() zoo.Code }
+	switch {
+	case errors.As(err, &coded):
+		return int32(coded.Code()), true
+	case errors.Is(err, errNoServer), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return codeConnectionLoss, true
+	case errors.Is(err, zoo.ErrClosed):
+		return codeSessionExpired, true
 	}
 	return 0, false
 }
@@ -347,7 +337,7 @@ func keeperErrorString(code int32, path string) string {
 	return "KeeperErrorCode = " + name + " for " + path
 }
 
-// keeperError turns an error from go-zookeeper about path into zkCli's
+// keeperError turns an error from zkclient about path into zkCli's
 // message for it: its own wording for the common codes, the exception's
 // message for the others.
 func keeperError(err error, path string) *cliError {

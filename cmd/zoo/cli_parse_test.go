@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo"
 )
 
 func TestCliTokenize(t *testing.T) {
@@ -146,7 +148,7 @@ func TestCliACL(t *testing.T) {
 			t.Errorf("parseACL(%q) = %q warnings %q, want %q warnings %q", c.in, got, warns, c.want, c.warns)
 		}
 	}
-	if got, want := formatACL(zk.ACL{Perms: zk.PermRead, Scheme: "x", ID: "a,b%}\n"}), "'x,'a%2Cb%25%7D%0A\n: r"; got != want {
+	if got, want := formatACL(zoo.ACL{Perms: zoo.PermRead, ID: zoo.ID{Scheme: "x", ID: "a,b%}\n"}}), "'x,'a%2Cb%25%7D%0A\n: r"; got != want {
 		t.Errorf("formatACL escapes to %q, want %q", got, want)
 	}
 }
@@ -157,21 +159,25 @@ func TestCliErrorMessages(t *testing.T) {
 		path string
 		want string
 	}{
-		{zk.ErrNoNode, "/x", "Node does not exist: /x"},
-		{zk.ErrNodeExists, "/x", "Node already exists: /x"},
-		{zk.ErrNotEmpty, "/x", "Node not empty: /x"},
-		{zk.ErrBadVersion, "/x", "version No is not valid : /x"},
-		{zk.ErrNoChildrenForEphemerals, "/x", "Ephemerals cannot have children: /x"},
-		{zk.ErrNoAuth, "/x", "Insufficient permission : /x"},
-		{zk.ErrInvalidACL, "", "Acl is not valid : null"},
-		{zk.ErrBadArguments, "/", "Arguments are not valid : /"},
-		{zk.ErrSessionExpired, "/x", "KeeperErrorCode = Session expired for /x"},
-		{zk.ErrNoServer, "/x", "KeeperErrorCode = ConnectionLoss for /x"},
-		{zk.ErrConnectionClosed, "/x", "KeeperErrorCode = ConnectionLoss for /x"},
-		{errors.New("unknown error: -6"), "/x", "KeeperErrorCode = Unimplemented for /x"},
-		{errors.New("unknown error: -119"), "/x", "Not a read-only call: /x"},
-		{errors.New("unknown error: -125"), "/x", "Quota has exceeded : /x"},
-		{errors.New("unknown error: -999"), "/x", "KeeperErrorCode = Unknown error -999 for /x"},
+		{zoo.ErrNoNode, "/x", "Node does not exist: /x"},
+		{&zoo.PathError{Op: "get", Path: "/x", Err: zoo.ErrNoNode}, "/x", "Node does not exist: /x"},
+		{zoo.ErrNodeExists, "/x", "Node already exists: /x"},
+		{zoo.ErrNotEmpty, "/x", "Node not empty: /x"},
+		{zoo.ErrBadVersion, "/x", "version No is not valid : /x"},
+		{zoo.ErrNoChildrenForEphemerals, "/x", "Ephemerals cannot have children: /x"},
+		{zoo.ErrNoAuth, "/x", "Insufficient permission : /x"},
+		{zoo.ErrInvalidACL, "", "Acl is not valid : null"},
+		{zoo.ErrBadArguments, "/", "Arguments are not valid : /"},
+		{zoo.ErrSessionExpired, "/x", "KeeperErrorCode = Session expired for /x"},
+		{zoo.ErrClosed, "/x", "KeeperErrorCode = Session expired for /x"},
+		{fmt.Errorf("%w (EOF)", zoo.ErrConnectionLoss), "/x", "KeeperErrorCode = ConnectionLoss for /x"},
+		{errNoServer, "/x", "KeeperErrorCode = ConnectionLoss for /x"},
+		{context.Canceled, "/x", "KeeperErrorCode = ConnectionLoss for /x"},
+		{zoo.ErrUnimplemented, "/x", "KeeperErrorCode = Unimplemented for /x"},
+		{zoo.ErrNotReadOnly, "/x", "Not a read-only call: /x"},
+		{zoo.ErrNoWatcher, "/x", "KeeperErrorCode = No such watcher for /x"},
+		{zoo.ErrorForCode(-125), "/x", "Quota has exceeded : /x"},
+		{zoo.ErrorForCode(-999), "/x", "KeeperErrorCode = Unknown error -999 for /x"},
 		{errors.New("something else"), "/x", "something else"},
 	} {
 		if got := keeperError(c.err, c.path).msg; got != c.want {

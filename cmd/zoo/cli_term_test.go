@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -110,7 +111,7 @@ func TestCliTerminal(t *testing.T) {
 	expect("x\r\n" + prompt(5))
 	typ("ls") // a half-typed line, redrawn after the event
 	expect("ls")
-	if _, err := s.admin.Set("/tty", []byte("y"), -1); err != nil {
+	if _, err := s.admin.Set(context.Background(), "/tty", []byte("y"), -1); err != nil {
 		t.Fatal(err)
 	}
 	expect("WatchedEvent state:SyncConnected type:NodeDataChanged path:/tty\r\n" + prompt(5) + "ls")

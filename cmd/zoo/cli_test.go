@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
-
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/zkclient"
 	"github.com/zooraft/zoo/zkwire"
 )
 
@@ -107,7 +106,7 @@ func dropLines(s string, drop ...string) string {
 // (authenticated as the super user) that empties the tree between cases.
 type cliServer struct {
 	addr  string
-	admin *zk.Conn
+	admin *zkclient.Conn
 }
 
 func startCliServer(t *testing.T) *cliServer {
@@ -133,24 +132,36 @@ func startCliServer(t *testing.T) *cliServer {
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	s := &cliServer{addr: ln.Addr().String()}
-	s.admin, _, err = zk.Connect([]string{s.addr}, 10*time.Second, zk.WithLogger(discardLogger{}))
+	s.admin = adminConn(t, s.addr)
+	return s
+}
+
+// adminConn is a session as the super user ("super:secret"), closed with
+// the test.
+func adminConn(t *testing.T, addr string) *zkclient.Conn {
+	t.Helper()
+	c, err := zkclient.Connect([]string{addr}, zkclient.Options{SessionTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.admin.Close)
-	if err := s.admin.AddAuth("digest", []byte("super:secret")); err != nil {
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.AddAuth(ctx, "digest", []byte("super:secret")); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return c
 }
 
 // reset deletes every node but /zookeeper and its children.
 func (s *cliServer) reset(t *testing.T) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	var del func(p string)
 	del = func(p string) {
-		children, _, err := s.admin.Children(p)
-		if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		children, err := s.admin.Children(ctx, p, false)
+		if err != nil && !errors.Is(err, zoo.ErrNoNode) {
 			t.Fatalf("reset: %s: %v", p, err)
 		}
 		for _, c := range children {
@@ -160,7 +171,7 @@ func (s *cliServer) reset(t *testing.T) {
 			del(childPath(p, c))
 		}
 		if p != "/" {
-			if err := s.admin.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			if err := s.admin.Delete(ctx, p, -1); err != nil && !errors.Is(err, zoo.ErrNoNode) {
 				t.Fatalf("reset: %s: %v", p, err)
 			}
 		}
@@ -168,8 +179,20 @@ func (s *cliServer) reset(t *testing.T) {
 	del("/")
 }
 
+// create creates nodes as the admin.
+func (s *cliServer) create(t *testing.T, paths ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range paths {
+		if _, err := s.admin.Create(ctx, p, nil, zoo.ModePersistent, nil); err != nil {
+			t.Fatalf("create %s: %v", p, err)
+		}
+	}
+}
+
 // syncBuffer is stdout and stderr of an in-process zoo cli, which
-// go-zookeeper's goroutines write to as well.
+// zkclient's event goroutine writes to as well.
 type syncBuffer struct {
 	mu sync.Mutex // guards b
 	b  bytes.Buffer
@@ -238,12 +261,17 @@ type zkDiff struct {
 // (TestCliCommandsMatchZkCli checks it where zkCli.sh is installed).
 type cliCase struct {
 	name   string
+	chroot string   // suffix of the -server connect string
+	setup  []string // nodes the admin creates first
 	script string
 	want   string
 	exit   int
 	zk     *zkDiff
 	zkSkip string // why the case is not compared with zkCli.sh at all
 }
+
+// addWatchUsage is addWatch's usage line, its message for wrong arguments.
+const addWatchUsage = "addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE\n"
 
 // cliCases is a function, not a table variable, as cliUsage needs the
 // command index that init fills.
@@ -414,7 +442,7 @@ stat s
 		},
 		{
 			// zoo cli prints an event before the reply that follows it, as
-			// go-zookeeper delivers them in the server's order.
+			// zkclient delivers them in the server's order.
 			name: "watches",
 			script: `create /w 1
 create /w/c
@@ -600,30 +628,164 @@ create -t 9999999999999999999 /n/t
 			},
 		},
 		{
-			name: "requests go-zookeeper cannot send",
-			script: `create /u
-addWatch /u
-addWatch -m PERSISTENT /u
-addWatch -m FOO /u
-removewatches /u
-getEphemerals
-getAllChildrenNumber /u
-whoami
+			// Persistent watches print their events as one-shot ones do, and
+			// stay; a recursive one sees the whole subtree.
+			name: "addWatch",
+			script: `create /aw
+addWatch /aw
+create /aw/c
+set /aw/c x
+delete /aw/c
+set /aw y
+addWatch -m persistent /aw/p
+create /aw/p
+create /aw/p/k
+addWatch -m PERSISTENT_RECURSIVE /nope
+addWatch -m FOO /aw
+addWatch
+addWatch /aw extra
+addWatch -m
+addWatch -x /aw
 `,
-			want: "Created /u\n" +
-				"addWatch is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the addWatch request (opcode 106)\n" +
-				"addWatch is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the addWatch request (opcode 106)\n" +
-				"addWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE\n" +
-				"removeWatches is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the removeWatches request (opcode 18)\n" +
-				"getEphemerals is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the getEphemerals request (opcode 103)\n" +
-				"getAllChildrenNumber is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the getAllChildrenNumber request (opcode 104)\n" +
-				"whoAmI is not supported by zoo cli: go-zookeeper/zk v1.0.4 cannot send the whoAmI request (opcode 107)\n",
+			want: "Created /aw\n" + event("NodeCreated", "/aw/c") + "Created /aw/c\n" + event("NodeDataChanged", "/aw/c") +
+				event("NodeDeleted", "/aw/c") + event("NodeDataChanged", "/aw") + event("NodeCreated", "/aw/p") + "Created /aw/p\n" +
+				event("NodeCreated", "/aw/p/k") + event("NodeChildrenChanged", "/aw/p") + "Created /aw/p/k\n" +
+				addWatchUsage + addWatchUsage + addWatchUsage +
+				"org.apache.commons.cli.MissingArgumentException: Missing argument for option: m\n" +
+				"org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: -x\n",
+			exit: 1,
+		},
+		{
+			name:   "addWatch bad path",
+			script: "addWatch aw\naddWatch /aw/\n",
+			want:   "Path must start with / character\nPath must not end with / character\n",
+			exit:   1,
+			zkSkip: "zkCli.sh dies of an IllegalArgumentException on a bad addWatch path",
+		},
+		{
+			// The client holds the watches: it removes what it has, by type
+			// (-c child, -d data and exist, -a or nothing: any, persistent
+			// ones too), shows an event per removed kind, and refuses what
+			// it does not have.
+			name: "removewatches",
+			script: `create /rw x
+get -w /rw
+ls -w /rw
+removewatches /rw -c
+removewatches /rw -c
+removewatches /rw -d
+removewatches /rw -d
+stat -w /rw/missing
+removewatches /rw/missing -d
+get -w /rw
+ls -w /rw
+removewatches /rw
+get -w /rw
+ls -w /rw
+removewatches /rw -a -l
+get -w /rw
+removewatches -l /rw -d
+addWatch /rw
+removewatches /rw
+set /rw y
+removewatches /rw
+removewatches /nope
+removewatches
+removewatches rw
+removewatches /rw -p
+`,
+			want: "Created /rw\nx\n[]\n" + event("ChildWatchRemoved", "/rw") + "KeeperErrorCode = No such watcher for /rw\n" +
+				event("DataWatchRemoved", "/rw") + "KeeperErrorCode = No such watcher for /rw\n" +
+				"Node does not exist: /rw/missing\n" + event("DataWatchRemoved", "/rw/missing") +
+				"x\n[]\n" + event("DataWatchRemoved", "/rw") + event("ChildWatchRemoved", "/rw") +
+				"x\n[]\n" + event("DataWatchRemoved", "/rw") + event("ChildWatchRemoved", "/rw") +
+				"x\n" + event("DataWatchRemoved", "/rw") +
+				event("PersistentWatchRemoved", "/rw") +
+				"KeeperErrorCode = No such watcher for /rw\nKeeperErrorCode = No such watcher for /nope\n" +
+				"removewatches path [-c|-d|-a] [-l]\nPath must start with / character\n" +
+				"org.apache.commons.cli.UnrecognizedOptionException: Unrecognized option: -p\n",
+			exit: 1,
+		},
+		{
+			// getEphemerals takes a plain string prefix, "/" by default.
+			name: "getEphemerals and getAllChildrenNumber",
+			script: `getEphemerals
+create /ge
+create -e /ge/e1
+create -e /ge/e2
+create -e /ge2
+create -s -e /ge/s-
+create /ge/p
+create /ge/p/q
+getEphemerals
+getEphemerals /ge
+getEphemerals /ge/
+getEphemerals /nope
+getEphemerals ge
+getAllChildrenNumber /ge
+getAllChildrenNumber /ge/p/q
+getAllChildrenNumber /
+getAllChildrenNumber /nope
+getAllChildrenNumber
+getAllChildrenNumber ge
+getAllChildrenNumber /ge /x
+`,
+			want: "[]\nCreated /ge\nCreated /ge/e1\nCreated /ge/e2\nCreated /ge2\nCreated /ge/s-0000000002\nCreated /ge/p\nCreated /ge/p/q\n" +
+				"[/ge/e1, /ge/e2, /ge/s-0000000002, /ge2]\n[/ge/e1, /ge/e2, /ge/s-0000000002, /ge2]\n" +
+				"Path must not end with / character\n[]\nPath must start with / character\n" +
+				"5\n0\n10\nNode does not exist: /nope\ngetAllChildrenNumber path\nPath must start with / character\n5\n",
+		},
+		{
+			name: "whoami",
+			script: `whoami
+addauth digest alice:pw
+whoami
+whoami extra
+`,
+			want: "Auth scheme: User\nip: 127.0.0.1\nAuth scheme: User\nip: 127.0.0.1\ndigest: alice\n" +
+				"Auth scheme: User\nip: 127.0.0.1\ndigest: alice\n",
+		},
+		{
+			// With a chroot every path is the chroot's: created paths,
+			// listings, events, errors.
+			name:   "chroot",
+			chroot: "/app",
+			setup:  []string{"/app", "/other"},
+			script: `ls /
+create /x
+create -e /e
+create -s /s-
+ls -R /
+get -w /x
+set /x 1
+stat -w /y
+create /y
+addWatch /x
+create /x/k
+removewatches /x
+getAllChildrenNumber /
+getEphemerals
+getEphemerals /e
+getEphemerals /app
+sync /
+getAcl /
+get /other
+delete /
+`,
+			want: "[]\nCreated /x\nCreated /e\nCreated /s-0000000002\n/\n/e\n/s-0000000002\n/x\nnull\n" +
+				event("NodeDataChanged", "/x") + "Node does not exist: /y\n" + event("NodeCreated", "/y") + "Created /y\n" +
+				event("NodeCreated", "/x/k") + "Created /x/k\n" + event("PersistentWatchRemoved", "/x") +
+				"5\n[/e]\n[/e]\n[]\nSync is OK\n'world,'anyone\n: cdrwa\nNode does not exist: /other\n" +
+				"Arguments are not valid : /\n",
 			exit: 1,
 			zk: &zkDiff{
-				why: "zkCli.sh sends addWatch, removeWatches, getEphemerals, getAllChildrenNumber and whoAmI",
-				out: "Created /u\naddWatch [-m mode] path # optional mode is one of [PERSISTENT, PERSISTENT_RECURSIVE] - default is PERSISTENT_RECURSIVE\n" +
-					"\nWATCHER::\n\nWatchedEvent state:SyncConnected type:PersistentWatchRemoved path:/u\n" +
-					"[]\n0\nAuth scheme: User\nip: 127.0.0.1\n",
+				why: "the Java 3.8 client applies no chroot to getEphemerals: it sends the prefix as given and prints server paths",
+				out: "[]\nCreated /x\nCreated /e\nCreated /s-0000000002\n/\n/e\n/s-0000000002\n/x\nnull\n" +
+					event("NodeDataChanged", "/x") + "Node does not exist: /y\n" + event("NodeCreated", "/y") + "Created /y\n" +
+					event("NodeCreated", "/x/k") + "Created /x/k\n" + event("PersistentWatchRemoved", "/x") +
+					"5\n[/app/e]\n[]\n[/app/e]\nSync is OK\n'world,'anyone\n: cdrwa\nNode does not exist: /other\n" +
+					"Arguments are not valid : /\n",
+				exit: 1,
 			},
 		},
 		{
@@ -661,7 +823,8 @@ func TestCliCommands(t *testing.T) {
 	for _, c := range cliCases() {
 		t.Run(c.name, func(t *testing.T) {
 			s.reset(t)
-			out, code := runZooCli(s.addr, c.script)
+			s.create(t, c.setup...)
+			out, code := runZooCli(s.addr+c.chroot, c.script)
 			if got := normalizeCliCase(out); got != c.want {
 				t.Errorf("transcript:\n%s\n--- want\n%s\n--- raw\n%s", got, c.want, out)
 			}
@@ -683,11 +846,12 @@ func TestCliCommandsMatchZkCli(t *testing.T) {
 				t.Skip(c.zkSkip)
 			}
 			s.reset(t)
+			s.create(t, c.setup...)
 			want, wantExit := c.want, c.exit
 			if c.zk != nil {
 				want, wantExit = c.zk.out, c.zk.exit
 			}
-			cmd := exec.Command(cli, "-server", s.addr)
+			cmd := exec.Command(cli, "-server", s.addr+c.chroot)
 			cmd.Stdin = strings.NewReader(c.script)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
@@ -759,7 +923,13 @@ func TestCliCommandLine(t *testing.T) {
 		{[]string{"foo"}, cliUsage() + "Command not found: Command not found foo\n", 127},
 		// Commands that need no server do not connect.
 		{[]string{"printwatches"}, "printwatches is on\n", 0},
-		{[]string{"version"}, "ZooKeeper CLI version: " + version + ", zoo cli on go-zookeeper/zk v1.0.4\n", 0},
+		{[]string{"version"}, "ZooKeeper CLI version: " + version + "\n", 0},
+		{[]string{"getAllChildrenNumber", "/cl"}, "0\n", 0},
+		{[]string{"getEphemerals"}, "[]\n", 0},
+		{[]string{"whoami"}, "Auth scheme: User\nip: 127.0.0.1\n", 0},
+		{[]string{"addWatch", "/cl"}, "", 0},
+		{[]string{"addWatch", "-m", "nope", "/cl"}, addWatchUsage, 1},
+		{[]string{"removewatches", "/cl"}, "KeeperErrorCode = No such watcher for /cl\n", 1},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			out, code := runZooCli(s.addr, "", c.args...)
@@ -781,7 +951,11 @@ func TestCliFlags(t *testing.T) {
 	}{
 		{[]string{"-nope"}, "flag provided but not defined: -nope", 2},
 		{[]string{"-timeout", "0"}, "zoo cli: -timeout must be positive", 2},
-		{[]string{"-server", "h:1/app", "ls", "/"}, "chroot suffix is not supported", 1},
+		{[]string{"-server", "h:1/app/", "ls", "/"}, "Path must not end with / character", 1},
+		{[]string{"-server", "h:1/a//b", "ls", "/"}, `Invalid path string "/a//b" caused by empty node name specified @3`, 1},
+		{[]string{"-server", "h:x:y", "ls", "/"}, "h:x:y: zkclient:", 1},
+		{[]string{"-h"}, "[/chroot]", 2},
+		{[]string{"-h"}, "\tremovewatches path [-c|-d|-a] [-l]\n", 2},
 	} {
 		var out syncBuffer
 		code := runCli(c.args, strings.NewReader(""), &out, &out)

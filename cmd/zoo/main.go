@@ -50,8 +50,9 @@ func usage(w io.Writer) {
   zoo server --config zoo.cfg     run a replica as described by a ZooKeeper zoo.cfg (+ dataDir/myid)
   zoo status --config zoo.cfg     print this server's mode, like zkServer.sh status
   zoo status -server host:port    the same for any server
-  zoo cli [-server host:port,...] [command args...]
-                                  a zkCli.sh-compatible shell (one command, piped commands, or interactive)
+  zoo cli [-server host:port,...[/chroot]] [-timeout ms] [-r] [command args...]
+                                  a zkCli.sh-compatible shell (one command, piped commands, or interactive);
+                                  -r accepts a read-only server
   zoo version
 `)
 }
