@@ -8,6 +8,7 @@ package zootest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -153,16 +154,30 @@ func (c *Cluster) WaitLeader() int {
 	return -1
 }
 
-// Session opens a session on replica i, failing the test on error.
+// Session opens a session on replica i, riding out leader elections (an
+// unknown-outcome create only leaves a session that expires), and fails the
+// test on any other error.
 func (c *Cluster) Session(i int, opts ...zoo.SessionOption) *zoo.Session {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := c.Replica(i).NewSession(ctx, opts...)
-	if err != nil {
-		c.t.Fatalf("zootest: session on replica %d: %v", i, err)
+	for {
+		s, err := c.Replica(i).NewSession(ctx, opts...)
+		if err == nil {
+			return s
+		}
+		// A leader election (or a busy machine losing a heartbeat) is not
+		// what the caller's test is about: try again while it lasts.
+		transient := errors.Is(err, zoo.ErrConnectionLoss) || errors.Is(err, zoo.ErrNotServing) ||
+			errors.Is(err, zoo.ErrOperationTimeout)
+		if !transient || ctx.Err() != nil {
+			c.t.Fatalf("zootest: session on replica %d: %v", i, err)
+		}
+		select {
+		case <-time.After(10 * time.Millisecond):
+		case <-ctx.Done():
+		}
 	}
-	return s
 }
 
 // Stop closes replica i without closing its sessions, like a crash: its data
