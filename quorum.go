@@ -207,7 +207,7 @@ func (e *Ensemble) sync(ctx context.Context) error {
 // FSM never sees (raft's no-op after an election) are skipped back to the last
 // one it does see, or the replica would wait for an index it never applies.
 func (e *Ensemble) leaderSyncIndex() (uint64, error) {
-	if err := e.raft.VerifyLeader().Error(); err != nil {
+	if err := e.await(e.raft.VerifyLeader()); err != nil { // not .Error(): see await
 		return 0, errNotLeader
 	}
 	commit := e.raft.CommitIndex()
