@@ -13,7 +13,8 @@ import (
 )
 
 // TestCounterConcurrentAdds: many sessions add at once while the raft leader
-// replica is stopped under them. Every Add that succeeded was applied exactly
+// replica is cut off under them (so that writes in flight there have an
+// unknown outcome). Every Add that succeeded was applied exactly
 // once and saw a distinct result; an Add whose outcome is unknown says so
 // (an error wrapping zoo.ErrConnectionLoss, and never a conflict to retry)
 // and was applied at most once.
@@ -52,8 +53,9 @@ func TestCounterConcurrentAdds(t *testing.T) {
 		})
 	}
 	eventually(t, time.Minute, func() error { return holds(done.Load() >= sessions*adds/3, "a third of the Adds") })
-	cl.Stop(leader)
+	cl.Isolate(leader)
 	wg.Wait()
+	cl.Heal()
 	close(results)
 	seen := map[int64]bool{}
 	for v := range results {
