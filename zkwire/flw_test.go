@@ -108,8 +108,9 @@ func TestNotServing(t *testing.T) {
 	if got := word(t, c.addrs[alone], "isro"); got != "null" {
 		t.Fatalf("isro on a replica that does not serve = %q", got)
 	}
-	if got := word(t, c.addrs[leader], "srvr"); !strings.Contains(got, "Mode: leader\n") &&
-		!strings.Contains(got, "Mode: follower\n") {
-		t.Fatalf("srvr on the majority side: %q", got)
-	}
+	// The majority keeps serving (a busy machine may cost it a brief election).
+	eventually(t, 15*time.Second, "srvr on the majority side shows a mode", func() bool {
+		got := word(t, c.addrs[leader], "srvr")
+		return strings.Contains(got, "Mode: leader\n") || strings.Contains(got, "Mode: follower\n")
+	})
 }
