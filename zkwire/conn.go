@@ -147,7 +147,7 @@ func (c *conn) Notify(ev zoo.Event) {
 		zxid = -1
 	}
 	w := jute.NewFrame(16 + 12 + len(ev.Path))
-	w.ReplyHeader(xidNotification, zxid, zoo.CodeOK)
+	w.ReplyHeader(jute.XidNotification, zxid, zoo.CodeOK)
 	w.Int(int32(ev.Type))
 	w.Int(stateSyncConnected)
 	w.UString(ev.Path)

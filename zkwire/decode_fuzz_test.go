@@ -18,15 +18,15 @@ func FuzzRequestDecode(f *testing.F) {
 		{0xff, 0xff, 0xff, 0xff},
 		{0x7f, 0xff, 0xff, 0xff, 1, 2, 3},
 		connectFrame(0, 1000, 0, make([]byte, 16), true)[4:],
-		requestFrame(0, 0, multiBody(opCreate, createBody("/a", nil, 0)))[12:],
+		requestFrame(0, 0, multiBody(jute.OpCreate, createBody("/a", nil, 0)))[12:],
 	}
 	for _, s := range seeds {
 		f.Add(s)
 	}
-	ops := []int32{opCreate, opCreate2, opCreateContainer, opCreateTTL, opDelete, opExists, opGetData,
-		opSetData, opGetACL, opSetACL, opGetChildren, opGetChildren2, opSync, opMulti, opMultiRead,
-		opCheckWatches, opRemoveWatches, opSetWatches, opSetWatches2, opGetEphemerals,
-		opGetAllChildrenNumber, opAddWatch, opReconfig}
+	ops := []int32{jute.OpCreate, jute.OpCreate2, jute.OpCreateContainer, jute.OpCreateTTL, jute.OpDelete, jute.OpExists, jute.OpGetData,
+		jute.OpSetData, jute.OpGetACL, jute.OpSetACL, jute.OpGetChildren, jute.OpGetChildren2, jute.OpSync, jute.OpMulti, jute.OpMultiRead,
+		jute.OpCheckWatches, jute.OpRemoveWatches, jute.OpSetWatches, jute.OpSetWatches2, jute.OpGetEphemerals,
+		jute.OpGetAllChildrenNumber, jute.OpAddWatch, jute.OpReconfig}
 	// A conn without a session: a handler that decodes successfully would call
 	// into the nil session, so only malformed inputs are run through handlers.
 	c := &conn{srv: &Server{cfg: Config{ExtendedTypesEnabled: true, ReconfigEnabled: true}}, watches: map[string]watchKinds{}}
@@ -52,63 +52,63 @@ func decodes(op int32, body []byte) bool {
 		r.Buffer()
 		r.ACLs()
 		r.Int()
-		if op == opCreateTTL {
+		if op == jute.OpCreateTTL {
 			r.Long()
 		}
 	}
 	switch op {
-	case opCreate, opCreate2, opCreateContainer, opCreateTTL:
+	case jute.OpCreate, jute.OpCreate2, jute.OpCreateContainer, jute.OpCreateTTL:
 		create(op)
 		// Validation errors come before the session is used too.
 		return r.Err == nil
-	case opDelete, opSetACL:
+	case jute.OpDelete, jute.OpSetACL:
 		r.UString()
-		if op == opSetACL {
+		if op == jute.OpSetACL {
 			r.ACLs()
 		}
 		r.Int()
-	case opExists, opGetData, opGetChildren, opGetChildren2:
+	case jute.OpExists, jute.OpGetData, jute.OpGetChildren, jute.OpGetChildren2:
 		r.UString()
 		r.Bool()
-	case opSetData:
+	case jute.OpSetData:
 		r.UString()
 		r.Buffer()
 		r.Int()
-	case opGetACL, opSync, opGetEphemerals, opGetAllChildrenNumber:
+	case jute.OpGetACL, jute.OpSync, jute.OpGetEphemerals, jute.OpGetAllChildrenNumber:
 		r.UString()
-	case opCheckWatches, opRemoveWatches, opAddWatch:
+	case jute.OpCheckWatches, jute.OpRemoveWatches, jute.OpAddWatch:
 		r.UString()
 		r.Int()
-	case opReconfig:
+	case jute.OpReconfig:
 		r.UString()
 		r.UString()
 		r.UString()
 		r.Long()
-	case opSetWatches, opSetWatches2:
+	case jute.OpSetWatches, jute.OpSetWatches2:
 		r.Long()
 		n := 3
-		if op == opSetWatches2 {
+		if op == jute.OpSetWatches2 {
 			n = 5
 		}
 		for range n {
 			r.Strings()
 		}
-	case opMulti, opMultiRead:
+	case jute.OpMulti, jute.OpMultiRead:
 		for r.Err == nil {
 			typ, done, _ := r.Int(), r.Bool(), r.Int()
 			if done || r.Err != nil {
 				break
 			}
 			switch {
-			case op == opMultiRead && (typ == opGetData || typ == opGetChildren):
+			case op == jute.OpMultiRead && (typ == jute.OpGetData || typ == jute.OpGetChildren):
 				r.UString()
 				r.Bool()
-			case op == opMulti && (typ == opCreate || typ == opCreate2 || typ == opCreateContainer || typ == opCreateTTL):
+			case op == jute.OpMulti && (typ == jute.OpCreate || typ == jute.OpCreate2 || typ == jute.OpCreateContainer || typ == jute.OpCreateTTL):
 				create(typ)
-			case op == opMulti && typ == opDelete, op == opMulti && typ == opCheck:
+			case op == jute.OpMulti && typ == jute.OpDelete, op == jute.OpMulti && typ == jute.OpCheck:
 				r.UString()
 				r.Int()
-			case op == opMulti && typ == opSetData:
+			case op == jute.OpMulti && typ == jute.OpSetData:
 				r.UString()
 				r.Buffer()
 				r.Int()

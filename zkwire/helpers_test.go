@@ -228,7 +228,7 @@ func (c *rawClient) expectClosed() {
 			}
 			c.t.Fatalf("want the connection closed, got %v", err)
 		}
-		if r := (jute.NewReader(frame)); r.Int() != xidNotification {
+		if r := (jute.NewReader(frame)); r.Int() != jute.XidNotification {
 			c.t.Fatalf("want the connection closed, got a %d-byte frame", len(frame))
 		}
 	}
@@ -295,8 +295,8 @@ func (c *rawClient) call(op int32, body func(w *jute.Writer)) rawReply {
 // ping sends a ping; servers answer pings with xid -2 whatever was sent.
 func (c *rawClient) ping() rawReply {
 	c.t.Helper()
-	c.write(requestFrame(xidPing, opPing, nil))
-	return c.reply(xidPing)
+	c.write(requestFrame(jute.XidPing, jute.OpPing, nil))
+	return c.reply(jute.XidPing)
 }
 
 // reply reads frames until the reply with xid.
@@ -309,7 +309,7 @@ func (c *rawClient) reply(xid int32) rawReply {
 		}
 		r := jute.NewReader(frame)
 		rep := rawReply{xid: r.Int(), zxid: r.Long(), err: zoo.Code(r.Int()), body: r}
-		if rep.xid == xidNotification {
+		if rep.xid == jute.XidNotification {
 			ev := rawEvent{typ: r.Int(), zxid: rep.zxid}
 			_ = r.Int()
 			ev.path = r.UString()
@@ -333,7 +333,7 @@ func (c *rawClient) nextEvent() rawEvent {
 		}
 		r := jute.NewReader(frame)
 		xid, zxid, _ := r.Int(), r.Long(), r.Int()
-		if xid != xidNotification {
+		if xid != jute.XidNotification {
 			c.t.Fatalf("got reply xid %d while waiting for a notification", xid)
 		}
 		ev := rawEvent{typ: r.Int(), zxid: zxid}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // A client that goes silent without closing its socket loses its session a
@@ -28,7 +29,7 @@ func TestSilentClientExpiresAfterOneTimeout(t *testing.T) {
 	if _, err := c.readFrame(); err != nil {
 		t.Fatal(err)
 	}
-	if r := c.call(opCreate, createBody("/silent", nil, 1)); r.err != 0 {
+	if r := c.call(jute.OpCreate, createBody("/silent", nil, 1)); r.err != 0 {
 		t.Fatalf("create ephemeral: err %d", r.err)
 	}
 	lastHeard := time.Now()

@@ -11,69 +11,30 @@ import (
 	"github.com/zooraft/zoo/internal/jute"
 )
 
-// Opcodes (ZooDefs.OpCode). The server-internal ones (notification 0,
-// deleteContainer 20, createSession -10) and sasl (102) are not served: they
-// get ZUNIMPLEMENTED like any unknown opcode.
-const (
-	opCreate               int32 = 1
-	opDelete               int32 = 2
-	opExists               int32 = 3
-	opGetData              int32 = 4
-	opSetData              int32 = 5
-	opGetACL               int32 = 6
-	opSetACL               int32 = 7
-	opGetChildren          int32 = 8
-	opSync                 int32 = 9
-	opPing                 int32 = 11
-	opGetChildren2         int32 = 12
-	opCheck                int32 = 13
-	opMulti                int32 = 14
-	opCreate2              int32 = 15
-	opReconfig             int32 = 16
-	opCheckWatches         int32 = 17
-	opRemoveWatches        int32 = 18
-	opCreateContainer      int32 = 19
-	opCreateTTL            int32 = 21
-	opMultiRead            int32 = 22
-	opAuth                 int32 = 100
-	opSetWatches           int32 = 101
-	opGetEphemerals        int32 = 103
-	opGetAllChildrenNumber int32 = 104
-	opSetWatches2          int32 = 105
-	opAddWatch             int32 = 106
-	opWhoAmI               int32 = 107
-	opCloseSession         int32 = -11
-	opError                int32 = -1
-)
-
-// Special xids and the one state a server sends.
-const (
-	xidNotification    int32 = -1
-	xidPing            int32 = -2
-	stateSyncConnected int32 = 3
-)
+// stateSyncConnected is the one session state a server sends in events.
+const stateSyncConnected int32 = 3
 
 // maxTTL is the largest TTL ZooKeeper accepts (EphemeralType.maxValue), in ms.
 const maxTTL = int64(1)<<40 - 1
 
 // opNames are the lop= names of cons, as ZooKeeper's FinalRequestProcessor sets them.
 var opNames = map[int32]string{
-	opCreate: "CREA", opCreate2: "CREA", opCreateContainer: "CREA", opCreateTTL: "CREA",
-	opDelete: "DELE", opExists: "EXIS", opGetData: "GETD", opSetData: "SETD", opGetACL: "GETA",
-	opSetACL: "SETA", opGetChildren: "GETC", opGetChildren2: "GETC", opSync: "SYNC", opPing: "PING",
-	opCheck: "CHEC", opMulti: "MULT", opMultiRead: "MLTR", opReconfig: "RECO", opCheckWatches: "CHKW",
-	opRemoveWatches: "REMW", opAuth: "AUTH", opSetWatches: "SETW", opSetWatches2: "STW2",
-	opGetEphemerals: "GETE", opGetAllChildrenNumber: "GETACN", opAddWatch: "ADDW", opWhoAmI: "HOMI",
-	opCloseSession: "CLOS",
+	jute.OpCreate: "CREA", jute.OpCreate2: "CREA", jute.OpCreateContainer: "CREA", jute.OpCreateTTL: "CREA",
+	jute.OpDelete: "DELE", jute.OpExists: "EXIS", jute.OpGetData: "GETD", jute.OpSetData: "SETD", jute.OpGetACL: "GETA",
+	jute.OpSetACL: "SETA", jute.OpGetChildren: "GETC", jute.OpGetChildren2: "GETC", jute.OpSync: "SYNC", jute.OpPing: "PING",
+	jute.OpCheck: "CHEC", jute.OpMulti: "MULT", jute.OpMultiRead: "MLTR", jute.OpReconfig: "RECO", jute.OpCheckWatches: "CHKW",
+	jute.OpRemoveWatches: "REMW", jute.OpAuth: "AUTH", jute.OpSetWatches: "SETW", jute.OpSetWatches2: "STW2",
+	jute.OpGetEphemerals: "GETE", jute.OpGetAllChildrenNumber: "GETACN", jute.OpAddWatch: "ADDW", jute.OpWhoAmI: "HOMI",
+	jute.OpCloseSession: "CLOS",
 }
 
 // refusedReadOnly are the opcodes a read-only session gets ZNOTREADONLY for,
 // before its request is even decoded, as ZooKeeper's ReadOnlyRequestProcessor
 // answers them (sync included: a read-only server has no leader to sync with).
 var refusedReadOnly = map[int32]bool{
-	opCreate: true, opCreate2: true, opCreateContainer: true, opCreateTTL: true,
-	opDelete: true, opSetData: true, opSetACL: true, opMulti: true, opCheck: true,
-	opSync: true, opReconfig: true,
+	jute.OpCreate: true, jute.OpCreate2: true, jute.OpCreateContainer: true, jute.OpCreateTTL: true,
+	jute.OpDelete: true, jute.OpSetData: true, jute.OpSetACL: true, jute.OpMulti: true, jute.OpCheck: true,
+	jute.OpSync: true, jute.OpReconfig: true,
 }
 
 // after says what happens to the connection once a reply is queued.
@@ -90,18 +51,21 @@ const (
 // that process maps to a code or to closing the connection.
 type handler func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error)
 
+// handlers serve the opcodes of internal/jute. The server-internal ones
+// (notification 0, deleteContainer 20, createSession -10) and sasl (102) are
+// not served: they get ZUNIMPLEMENTED like any unknown opcode.
 var handlers = map[int32]handler{
-	opCreate: opCreateFn(opCreate), opCreate2: opCreateFn(opCreate2),
-	opCreateContainer: opCreateFn(opCreateContainer), opCreateTTL: opCreateFn(opCreateTTL),
-	opDelete: handleDelete, opExists: handleExists, opGetData: handleGetData,
-	opSetData: handleSetData, opGetACL: handleGetACL, opSetACL: handleSetACL,
-	opGetChildren: handleGetChildren(false), opGetChildren2: handleGetChildren(true),
-	opSync: handleSync, opMulti: handleMulti, opMultiRead: handleMultiRead,
-	opReconfig:     handleReconfig,
-	opCheckWatches: handleCheckWatches, opRemoveWatches: handleRemoveWatches,
-	opSetWatches: handleSetWatches(false), opSetWatches2: handleSetWatches(true),
-	opGetEphemerals: handleGetEphemerals, opGetAllChildrenNumber: handleAllChildren,
-	opAddWatch: handleAddWatch, opWhoAmI: handleWhoAmI,
+	jute.OpCreate: opCreateFn(jute.OpCreate), jute.OpCreate2: opCreateFn(jute.OpCreate2),
+	jute.OpCreateContainer: opCreateFn(jute.OpCreateContainer), jute.OpCreateTTL: opCreateFn(jute.OpCreateTTL),
+	jute.OpDelete: handleDelete, jute.OpExists: handleExists, jute.OpGetData: handleGetData,
+	jute.OpSetData: handleSetData, jute.OpGetACL: handleGetACL, jute.OpSetACL: handleSetACL,
+	jute.OpGetChildren: handleGetChildren(false), jute.OpGetChildren2: handleGetChildren(true),
+	jute.OpSync: handleSync, jute.OpMulti: handleMulti, jute.OpMultiRead: handleMultiRead,
+	jute.OpReconfig:     handleReconfig,
+	jute.OpCheckWatches: handleCheckWatches, jute.OpRemoveWatches: handleRemoveWatches,
+	jute.OpSetWatches: handleSetWatches(false), jute.OpSetWatches2: handleSetWatches(true),
+	jute.OpGetEphemerals: handleGetEphemerals, jute.OpGetAllChildrenNumber: handleAllChildren,
+	jute.OpAddWatch: handleAddWatch, jute.OpWhoAmI: handleWhoAmI,
 }
 
 // process handles one request frame and reports whether the connection
@@ -145,12 +109,12 @@ func (c *conn) serve(ctx context.Context, frame []byte) ([]byte, after) {
 		then = keepOpen
 	)
 	switch op {
-	case opPing:
+	case jute.OpPing:
 		// Header only; the session stays alive while this connection holds it.
-		xid = xidPing
-	case opAuth:
+		xid = jute.XidPing
+	case jute.OpAuth:
 		code, then = c.auth(s, r)
-	case opCloseSession:
+	case jute.OpCloseSession:
 		c.mu.Lock()
 		c.ending = true
 		c.mu.Unlock()
@@ -280,19 +244,19 @@ func (c *conn) createOp(op int32, path string, data []byte, acl []zoo.ACL, flags
 	mode := zoo.CreateMode(flags)
 	isTTL := mode == zoo.ModePersistentWithTTL || mode == zoo.ModePersistentSequentialWithTTL
 	switch {
-	case op == opCreateTTL && !c.srv.cfg.ExtendedTypesEnabled:
+	case op == jute.OpCreateTTL && !c.srv.cfg.ExtendedTypesEnabled:
 		return zoo.CreateOp{}, zoo.ErrUnimplemented
 	case flags < int32(zoo.ModePersistent) || flags > int32(zoo.ModePersistentSequentialWithTTL):
 		return zoo.CreateOp{}, fmt.Errorf("%w: unknown create flags %d", zoo.ErrBadArguments, flags)
-	case op == opCreateTTL && (!isTTL || ttl <= 0 || ttl > maxTTL):
+	case op == jute.OpCreateTTL && (!isTTL || ttl <= 0 || ttl > maxTTL):
 		return zoo.CreateOp{}, fmt.Errorf("%w: createTTL needs a TTL mode and a TTL in [1, 2^40-1] ms", zoo.ErrBadArguments)
-	case op != opCreateTTL && isTTL:
+	case op != jute.OpCreateTTL && isTTL:
 		return zoo.CreateOp{}, fmt.Errorf("%w: TTL modes need createTTL", zoo.ErrBadArguments)
-	case op == opCreateContainer && mode != zoo.ModeContainer:
+	case op == jute.OpCreateContainer && mode != zoo.ModeContainer:
 		return zoo.CreateOp{}, fmt.Errorf("%w: createContainer needs the container flag", zoo.ErrBadArguments)
 	}
 	cop := zoo.CreateOp{Path: path, Data: data, ACL: acl, Mode: mode}
-	if op == opCreateTTL {
+	if op == jute.OpCreateTTL {
 		cop.TTL = time.Duration(ttl) * time.Millisecond
 	}
 	return cop, nil
@@ -303,7 +267,7 @@ func (c *conn) createOp(op int32, path string, data []byte, acl []zoo.ACL, flags
 func (c *conn) readCreate(op int32, r *jute.Reader) (zoo.CreateOp, error) {
 	path, data, acl, flags := r.UString(), r.Buffer(), r.ACLs(), r.Int()
 	var ttl int64
-	if op == opCreateTTL {
+	if op == jute.OpCreateTTL {
 		ttl = r.Long()
 	}
 	if r.Err != nil {
@@ -322,7 +286,7 @@ func opCreateFn(op int32) handler {
 		if err != nil {
 			return nil, err
 		}
-		if op == opCreate {
+		if op == jute.OpCreate {
 			return func(w *jute.Writer) { w.UString(p) }, nil
 		}
 		return func(w *jute.Writer) { w.UString(p); w.Stat(st) }, nil
@@ -480,7 +444,7 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (
 		}
 		var op zoo.Op
 		switch typ {
-		case opCreate, opCreate2, opCreateContainer, opCreateTTL:
+		case jute.OpCreate, jute.OpCreate2, jute.OpCreateContainer, jute.OpCreateTTL:
 			cop, err := c.readCreate(typ, r)
 			if errors.Is(err, jute.ErrMarshal) {
 				return nil, err
@@ -489,11 +453,11 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (
 				failAt, failErr = len(subs), err
 			}
 			op = cop
-		case opDelete:
+		case jute.OpDelete:
 			op = zoo.DeleteOp{Path: r.UString(), Version: r.Int()}
-		case opSetData:
+		case jute.OpSetData:
 			op = zoo.SetDataOp{Path: r.UString(), Data: r.Buffer(), Version: r.Int()}
-		case opCheck:
+		case jute.OpCheck:
 			op = zoo.CheckOp{Path: r.UString(), Version: r.Int()}
 		default:
 			// Reads (use multiRead) and anything else: ZooKeeper's
@@ -551,7 +515,7 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (
 			res := results[i]
 			if failed {
 				code := int32(zoo.CodeOf(res.Err)) // ErrRolledBack is 0, ErrRuntimeInconsistency -2
-				w.MultiHeader(opError, false, code)
+				w.MultiHeader(jute.OpError, false, code)
 				w.Int(code)
 				continue
 			}
@@ -560,22 +524,22 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (
 				st = *res.Stat
 			}
 			switch sb.typ {
-			case opCreate:
+			case jute.OpCreate:
 				// Answer create(1) with type 1: kazoo and go-zookeeper parse
 				// only types 1, 2, 5, 13 and -1.
-				w.MultiHeader(opCreate, false, 0)
+				w.MultiHeader(jute.OpCreate, false, 0)
 				w.UString(res.Path)
-			case opCreate2, opCreateContainer, opCreateTTL:
-				w.MultiHeader(opCreate2, false, 0)
+			case jute.OpCreate2, jute.OpCreateContainer, jute.OpCreateTTL:
+				w.MultiHeader(jute.OpCreate2, false, 0)
 				w.UString(res.Path)
 				w.Stat(st)
-			case opDelete:
-				w.MultiHeader(opDelete, false, 0)
-			case opSetData:
-				w.MultiHeader(opSetData, false, 0)
+			case jute.OpDelete:
+				w.MultiHeader(jute.OpDelete, false, 0)
+			case jute.OpSetData:
+				w.MultiHeader(jute.OpSetData, false, 0)
 				w.Stat(st)
-			case opCheck:
-				w.MultiHeader(opCheck, false, 0)
+			case jute.OpCheck:
+				w.MultiHeader(jute.OpCheck, false, 0)
 			}
 		}
 		w.MultiHeader(-1, true, -1)
@@ -596,9 +560,9 @@ func handleMultiRead(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reade
 		path := r.UString()
 		_ = r.Bool() // watch: multiRead sets none
 		switch typ {
-		case opGetData:
+		case jute.OpGetData:
 			ops = append(ops, zoo.GetDataOp{Path: path})
-		case opGetChildren:
+		case jute.OpGetChildren:
 			ops = append(ops, zoo.GetChildrenOp{Path: path})
 		default:
 			return nil, jute.ErrMarshal
@@ -616,15 +580,15 @@ func handleMultiRead(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reade
 			res := results[i]
 			if res.Err != nil {
 				code := int32(zoo.CodeOf(res.Err))
-				w.MultiHeader(opError, false, code)
+				w.MultiHeader(jute.OpError, false, code)
 				w.Int(code)
 				continue
 			}
 			if _, ok := op.(zoo.GetChildrenOp); ok {
-				w.MultiHeader(opGetChildren, false, 0)
+				w.MultiHeader(jute.OpGetChildren, false, 0)
 				w.Strings(res.Children)
 			} else {
-				w.MultiHeader(opGetData, false, 0)
+				w.MultiHeader(jute.OpGetData, false, 0)
 				w.Buffer(res.Data)
 				w.Stat(res.Stat)
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/jute"
 )
 
 // Pipelining: a client may send many requests without waiting for replies
@@ -21,8 +22,8 @@ const maxPipelined = 256
 
 // pipelinedOps are the writes that may overlap.
 var pipelinedOps = map[int32]bool{
-	opCreate: true, opCreate2: true, opCreateContainer: true, opCreateTTL: true,
-	opDelete: true, opSetData: true, opSetACL: true, opMulti: true,
+	jute.OpCreate: true, jute.OpCreate2: true, jute.OpCreateContainer: true, jute.OpCreateTTL: true,
+	jute.OpDelete: true, jute.OpSetData: true, jute.OpSetACL: true, jute.OpMulti: true,
 }
 
 // pipeline is the reader goroutine's state for writes in flight.

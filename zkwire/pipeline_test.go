@@ -37,9 +37,9 @@ func TestPipelinedRequests(t *testing.T) {
 			buf.Write(requestFrame(xid, op, body))
 			want = append(want, expect{xid, code, check})
 		}
-		send(opCreate, createBody("/pl", nil, 0), zoo.CodeOK, nil)
+		send(jute.OpCreate, createBody("/pl", nil, 0), zoo.CodeOK, nil)
 		for k := 0; k < 300; k++ {
-			send(opCreate, createBody("/pl/s-", []byte(strconv.Itoa(k)), 2 /* sequential */), zoo.CodeOK, func(rep rawReply) {
+			send(jute.OpCreate, createBody("/pl/s-", []byte(strconv.Itoa(k)), 2 /* sequential */), zoo.CodeOK, func(rep rawReply) {
 				path := rep.body.UString()
 				seq, err := strconv.Atoi(strings.TrimPrefix(path, "/pl/s-"))
 				if err != nil || seq <= lastSeq {
@@ -48,20 +48,20 @@ func TestPipelinedRequests(t *testing.T) {
 				lastSeq = seq
 				created++
 			})
-			send(opCreate, createBody(fmt.Sprintf("/pl/d-%d", k), nil, 0), zoo.CodeOK, func(rawReply) { created++ })
-			send(opSetData, func(w *jute.Writer) { w.UString(fmt.Sprintf("/pl/d-%d", k)); w.Buffer([]byte("v")); w.Int(0) }, zoo.CodeOK, nil)
+			send(jute.OpCreate, createBody(fmt.Sprintf("/pl/d-%d", k), nil, 0), zoo.CodeOK, func(rawReply) { created++ })
+			send(jute.OpSetData, func(w *jute.Writer) { w.UString(fmt.Sprintf("/pl/d-%d", k)); w.Buffer([]byte("v")); w.Int(0) }, zoo.CodeOK, nil)
 			if k%50 == 0 {
-				send(opCreate, createBody("/pl", nil, 0), zoo.CodeNodeExists, nil)
-				send(opDelete, func(w *jute.Writer) { w.UString("/pl/nope"); w.Int(-1) }, zoo.CodeNoNode, nil)
+				send(jute.OpCreate, createBody("/pl", nil, 0), zoo.CodeNodeExists, nil)
+				send(jute.OpDelete, func(w *jute.Writer) { w.UString("/pl/nope"); w.Int(-1) }, zoo.CodeNoNode, nil)
 			}
 			if k%25 == 0 {
 				n := 2*k + 2 // the children created by the requests before this one
-				send(opGetChildren, pathWatchBody("/pl", false), zoo.CodeOK, func(rep rawReply) {
+				send(jute.OpGetChildren, pathWatchBody("/pl", false), zoo.CodeOK, func(rep rawReply) {
 					if got := len(rep.body.Strings()); got != n || created != n {
 						t.Fatalf("getChildren after %d creates: %d children", created, got)
 					}
 				})
-				send(opGetData, pathWatchBody(fmt.Sprintf("/pl/d-%d", k), false), zoo.CodeOK, func(rep rawReply) {
+				send(jute.OpGetData, pathWatchBody(fmt.Sprintf("/pl/d-%d", k), false), zoo.CodeOK, func(rep rawReply) {
 					if data := rep.body.Buffer(); string(data) != "v" {
 						t.Fatalf("getData /pl/d-%d = %q, want the value set just before", k, data)
 					}

@@ -46,9 +46,9 @@ func TestHandshake(t *testing.T) {
 		c := dialRaw(t, addr)
 		var b bytes.Buffer
 		b.Write(connectFrame(0, 10000, 0, make([]byte, 16), false))
-		b.Write(requestFrame(1, opCreate, createBody("/pipelined", []byte("p"), 0)))
-		b.Write(requestFrame(2, opGetData, pathWatchBody("/pipelined", false)))
-		b.Write(requestFrame(-2, opPing, nil))
+		b.Write(requestFrame(1, jute.OpCreate, createBody("/pipelined", []byte("p"), 0)))
+		b.Write(requestFrame(2, jute.OpGetData, pathWatchBody("/pipelined", false)))
+		b.Write(requestFrame(-2, jute.OpPing, nil))
 		c.write(b.Bytes())
 		if frame, err := c.readFrame(); err != nil || len(frame) != 36 {
 			t.Fatalf("ConnectResponse: %d bytes, %v", len(frame), err)
@@ -68,7 +68,7 @@ func TestHandshake(t *testing.T) {
 	t.Run("resume with id and password; wrong password is expired", func(t *testing.T) {
 		c := dialRaw(t, addr)
 		sid, pw := c.handshake()
-		c.call(opCreate, createBody("/mine", nil, int32(zoo.ModeEphemeral)))
+		c.call(jute.OpCreate, createBody("/mine", nil, int32(zoo.ModeEphemeral)))
 		c.nc.Close()
 
 		c2 := dialRaw(t, addr)
@@ -82,7 +82,7 @@ func TestHandshake(t *testing.T) {
 		if got := r.Long(); got != sid {
 			t.Fatalf("resumed session %x, want %x", got, sid)
 		}
-		if rep := c2.call(opGetEphemerals, pathBody("/")); rep.err != 0 || fmt.Sprint(rep.body.Strings()) != "[/mine]" {
+		if rep := c2.call(jute.OpGetEphemerals, pathBody("/")); rep.err != 0 || fmt.Sprint(rep.body.Strings()) != "[/mine]" {
 			t.Fatalf("getEphemerals after resume: %+v", rep)
 		}
 
@@ -153,16 +153,16 @@ func TestFraming(t *testing.T) {
 		c := dialRaw(t, addr)
 		c.handshake()
 		// A getData whose path claims more bytes than the frame holds.
-		rep := c.call(opGetData, func(w *jute.Writer) { w.Int(1 << 30); w.B = append(w.B, "/x"...) })
+		rep := c.call(jute.OpGetData, func(w *jute.Writer) { w.Int(1 << 30); w.B = append(w.B, "/x"...) })
 		if rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("err %d, want ZMARSHALLINGERROR", rep.err)
 		}
 		// A vector whose count cannot fit: no huge allocation, just an error.
-		rep = c.call(opSetWatches, func(w *jute.Writer) { w.Long(0); w.Int(1 << 30) })
+		rep = c.call(jute.OpSetWatches, func(w *jute.Writer) { w.Long(0); w.Int(1 << 30) })
 		if rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("err %d, want ZMARSHALLINGERROR", rep.err)
 		}
-		if rep := c.call(opExists, pathWatchBody("/", false)); rep.err != 0 {
+		if rep := c.call(jute.OpExists, pathWatchBody("/", false)); rep.err != 0 {
 			t.Fatalf("exists after a marshalling error: %d", rep.err)
 		}
 	})
@@ -184,7 +184,7 @@ func TestUnimplemented(t *testing.T) {
 		body func(w *jute.Writer)
 	}{
 		{"unknown opcode", 999, nil},
-		{"standalone check", opCheck, func(w *jute.Writer) { w.UString("/"); w.Int(-1) }},
+		{"standalone check", jute.OpCheck, func(w *jute.Writer) { w.UString("/"); w.Int(-1) }},
 		{"sasl", 102, func(w *jute.Writer) { w.Buffer([]byte("tok")) }},
 		{"createSession", -10, nil},
 	} {
@@ -200,7 +200,7 @@ func TestUnimplemented(t *testing.T) {
 	t.Run("reconfig is disabled", func(t *testing.T) {
 		c := dialRaw(t, addr)
 		c.handshake()
-		rep := c.call(opReconfig, func(w *jute.Writer) { w.UString(""); w.UString(""); w.UString(""); w.Long(-1) })
+		rep := c.call(jute.OpReconfig, func(w *jute.Writer) { w.UString(""); w.UString(""); w.UString(""); w.Long(-1) })
 		if rep.err != zoo.CodeReconfigDisabled {
 			t.Fatalf("err %d, want ZRECONFIGDISABLED", rep.err)
 		}
@@ -220,41 +220,41 @@ func TestCreateModes(t *testing.T) {
 	}
 	c := dialRaw(t, plain)
 	c.handshake()
-	if rep := c.call(opCreateTTL, ttlBody("/ttl", int32(zoo.ModePersistentWithTTL), 1000)); rep.err != zoo.CodeUnimplemented {
+	if rep := c.call(jute.OpCreateTTL, ttlBody("/ttl", int32(zoo.ModePersistentWithTTL), 1000)); rep.err != zoo.CodeUnimplemented {
 		t.Fatalf("createTTL without extended types: %d", rep.err)
 	}
-	if rep := c.call(opCreate, createBody("/ttl", nil, int32(zoo.ModePersistentWithTTL))); rep.err != zoo.CodeBadArguments {
+	if rep := c.call(jute.OpCreate, createBody("/ttl", nil, int32(zoo.ModePersistentWithTTL))); rep.err != zoo.CodeBadArguments {
 		t.Fatalf("TTL mode through create: %d", rep.err)
 	}
-	if rep := c.call(opCreate, createBody("/bad", nil, 7)); rep.err != zoo.CodeBadArguments {
+	if rep := c.call(jute.OpCreate, createBody("/bad", nil, 7)); rep.err != zoo.CodeBadArguments {
 		t.Fatalf("unknown flags: %d", rep.err)
 	}
-	if rep := c.call(opCreate, func(w *jute.Writer) { w.UString("/noacl"); w.Buffer(nil); w.Int(-1); w.Int(0) }); rep.err != zoo.CodeInvalidACL {
+	if rep := c.call(jute.OpCreate, func(w *jute.Writer) { w.UString("/noacl"); w.Buffer(nil); w.Int(-1); w.Int(0) }); rep.err != zoo.CodeInvalidACL {
 		t.Fatalf("null ACL: %d", rep.err)
 	}
 	// create2 answers with the Stat; null data stays null.
-	rep := c.call(opCreate2, createBody("/c2", nil, 0))
+	rep := c.call(jute.OpCreate2, createBody("/c2", nil, 0))
 	if p := rep.body.UString(); rep.err != 0 || p != "/c2" {
 		t.Fatalf("create2: %+v %q", rep, p)
 	}
 	if st := readStat(rep.body); st.Czxid != rep.zxid || st.DataLength != 0 || rep.body.Err != nil {
 		t.Fatalf("create2 stat %+v at zxid %d", st, rep.zxid)
 	}
-	rep = c.call(opGetData, pathWatchBody("/c2", false))
+	rep = c.call(jute.OpGetData, pathWatchBody("/c2", false))
 	if n := rep.body.Int(); n != -1 {
 		t.Fatalf("null data read back with length %d", n)
 	}
-	rep = c.call(opCreateContainer, createBody("/box", nil, int32(zoo.ModeContainer)))
+	rep = c.call(jute.OpCreateContainer, createBody("/box", nil, int32(zoo.ModeContainer)))
 	if rep.err != 0 || rep.body.UString() != "/box" {
 		t.Fatalf("createContainer: %+v", rep)
 	}
-	if rep := c.call(opCreateContainer, createBody("/box2", nil, 0)); rep.err != zoo.CodeBadArguments {
+	if rep := c.call(jute.OpCreateContainer, createBody("/box2", nil, 0)); rep.err != zoo.CodeBadArguments {
 		t.Fatalf("createContainer without the container flag: %d", rep.err)
 	}
 
 	e := dialRaw(t, ext)
 	e.handshake()
-	rep = e.call(opCreateTTL, ttlBody("/ttl", int32(zoo.ModePersistentWithTTL), 60000))
+	rep = e.call(jute.OpCreateTTL, ttlBody("/ttl", int32(zoo.ModePersistentWithTTL), 60000))
 	if rep.err != 0 || rep.body.UString() != "/ttl" {
 		t.Fatalf("createTTL: %+v", rep)
 	}
@@ -262,11 +262,11 @@ func TestCreateModes(t *testing.T) {
 		t.Fatalf("TTL node shows owner %x", st.EphemeralOwner)
 	}
 	for _, ttl := range []int64{0, -5, 1 << 40} {
-		if rep := e.call(opCreateTTL, ttlBody("/ttl2", int32(zoo.ModePersistentWithTTL), ttl)); rep.err != zoo.CodeBadArguments {
+		if rep := e.call(jute.OpCreateTTL, ttlBody("/ttl2", int32(zoo.ModePersistentWithTTL), ttl)); rep.err != zoo.CodeBadArguments {
 			t.Fatalf("TTL %d: %d", ttl, rep.err)
 		}
 	}
-	if rep := e.call(opCreateTTL, ttlBody("/ttl2", 0, 1000)); rep.err != zoo.CodeBadArguments {
+	if rep := e.call(jute.OpCreateTTL, ttlBody("/ttl2", 0, 1000)); rep.err != zoo.CodeBadArguments {
 		t.Fatalf("createTTL with a non-TTL mode: %d", rep.err)
 	}
 }
@@ -309,21 +309,21 @@ func readMulti(t *testing.T, r *jute.Reader) []multiResult {
 		}
 		m := multiResult{typ: typ, err: err}
 		switch typ {
-		case opError:
+		case jute.OpError:
 			if code := r.Int(); code != err {
 				t.Fatalf("ErrorResponse %d under header err %d", code, err)
 			}
-		case opCreate:
+		case jute.OpCreate:
 			m.path = r.UString()
-		case opCreate2:
+		case jute.OpCreate2:
 			m.path, m.stat = r.UString(), readStat(r)
-		case opSetData:
+		case jute.OpSetData:
 			m.stat = readStat(r)
-		case opGetData:
+		case jute.OpGetData:
 			m.data, m.stat = r.Buffer(), readStat(r)
-		case opGetChildren:
+		case jute.OpGetChildren:
 			m.children = r.Strings()
-		case opDelete, opCheck:
+		case jute.OpDelete, jute.OpCheck:
 		default:
 			t.Fatalf("unexpected result type %d", typ)
 		}
@@ -339,13 +339,13 @@ func TestMultiWire(t *testing.T) {
 	c.handshake()
 
 	t.Run("result types echo the sub-ops", func(t *testing.T) {
-		rep := c.call(opMulti, multiBody(
-			opCreate, createBody("/t1", nil, 0),
-			opCreate2, createBody("/t2", []byte("d"), 0),
-			opCreateContainer, createBody("/t3", nil, int32(zoo.ModeContainer)),
-			opSetData, func(w *jute.Writer) { w.UString("/t2"); w.Buffer([]byte("e")); w.Int(0) },
-			opCheck, func(w *jute.Writer) { w.UString("/t2"); w.Int(1) },
-			opDelete, func(w *jute.Writer) { w.UString("/t1"); w.Int(-1) },
+		rep := c.call(jute.OpMulti, multiBody(
+			jute.OpCreate, createBody("/t1", nil, 0),
+			jute.OpCreate2, createBody("/t2", []byte("d"), 0),
+			jute.OpCreateContainer, createBody("/t3", nil, int32(zoo.ModeContainer)),
+			jute.OpSetData, func(w *jute.Writer) { w.UString("/t2"); w.Buffer([]byte("e")); w.Int(0) },
+			jute.OpCheck, func(w *jute.Writer) { w.UString("/t2"); w.Int(1) },
+			jute.OpDelete, func(w *jute.Writer) { w.UString("/t1"); w.Int(-1) },
 		))
 		if rep.err != 0 {
 			t.Fatalf("multi header err %d", rep.err)
@@ -364,10 +364,10 @@ func TestMultiWire(t *testing.T) {
 	})
 
 	t.Run("failure: 0 before, the code, -2 after; header err 0", func(t *testing.T) {
-		rep := c.call(opMulti, multiBody(
-			opCreate, createBody("/f1", nil, 0),
-			opDelete, func(w *jute.Writer) { w.UString("/absent"); w.Int(-1) },
-			opCreate2, createBody("/f2", nil, 0),
+		rep := c.call(jute.OpMulti, multiBody(
+			jute.OpCreate, createBody("/f1", nil, 0),
+			jute.OpDelete, func(w *jute.Writer) { w.UString("/absent"); w.Int(-1) },
+			jute.OpCreate2, createBody("/f2", nil, 0),
 		))
 		if rep.err != 0 {
 			t.Fatalf("multi header err %d", rep.err)
@@ -380,15 +380,15 @@ func TestMultiWire(t *testing.T) {
 		if fmt.Sprint(got) != "[-1/0 -1/-101 -1/-2]" {
 			t.Fatalf("results %v", got)
 		}
-		if rep := c.call(opExists, pathWatchBody("/f1", false)); rep.err != zoo.CodeNoNode {
+		if rep := c.call(jute.OpExists, pathWatchBody("/f1", false)); rep.err != zoo.CodeNoNode {
 			t.Fatal("failed multi was applied")
 		}
 	})
 
 	t.Run("a sub-op refused by the server fails the multi", func(t *testing.T) {
-		rep := c.call(opMulti, multiBody(
-			opCreate, createBody("/g1", nil, 0),
-			opCreateTTL, func(w *jute.Writer) { createBody("/g2", nil, int32(zoo.ModePersistentWithTTL))(w); w.Long(100) },
+		rep := c.call(jute.OpMulti, multiBody(
+			jute.OpCreate, createBody("/g1", nil, 0),
+			jute.OpCreateTTL, func(w *jute.Writer) { createBody("/g2", nil, int32(zoo.ModePersistentWithTTL))(w); w.Long(100) },
 		))
 		res := readMulti(t, rep.body)
 		if rep.err != 0 || len(res) != 2 || res[0].err != 0 || res[1].err != int32(zoo.CodeUnimplemented) {
@@ -397,34 +397,34 @@ func TestMultiWire(t *testing.T) {
 	})
 
 	t.Run("empty multi is just the done header", func(t *testing.T) {
-		rep := c.call(opMulti, multiBody())
+		rep := c.call(jute.OpMulti, multiBody())
 		if rep.err != 0 || len(readMulti(t, rep.body)) != 0 {
 			t.Fatalf("empty multi: %+v", rep)
 		}
 	})
 
 	t.Run("reads in multi are a marshalling error", func(t *testing.T) {
-		rep := c.call(opMulti, multiBody(opGetData, pathWatchBody("/", false)))
+		rep := c.call(jute.OpMulti, multiBody(jute.OpGetData, pathWatchBody("/", false)))
 		if rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("err %d", rep.err)
 		}
 	})
 
 	t.Run("multiRead", func(t *testing.T) {
-		rep := c.call(opMultiRead, multiBody(
-			opGetData, pathWatchBody("/t2", false),
-			opGetChildren, pathWatchBody("/absent", false),
-			opGetChildren, pathWatchBody("/", false),
+		rep := c.call(jute.OpMultiRead, multiBody(
+			jute.OpGetData, pathWatchBody("/t2", false),
+			jute.OpGetChildren, pathWatchBody("/absent", false),
+			jute.OpGetChildren, pathWatchBody("/", false),
 		))
 		res := readMulti(t, rep.body)
 		if rep.err != 0 || len(res) != 3 {
 			t.Fatalf("multiRead: %+v", res)
 		}
-		if res[0].typ != opGetData || string(res[0].data) != "e" || res[1].typ != opError ||
-			res[1].err != int32(zoo.CodeNoNode) || res[2].typ != opGetChildren || !strings.Contains(fmt.Sprint(res[2].children), "zookeeper") {
+		if res[0].typ != jute.OpGetData || string(res[0].data) != "e" || res[1].typ != jute.OpError ||
+			res[1].err != int32(zoo.CodeNoNode) || res[2].typ != jute.OpGetChildren || !strings.Contains(fmt.Sprint(res[2].children), "zookeeper") {
 			t.Fatalf("multiRead results %+v", res)
 		}
-		if rep := c.call(opMultiRead, multiBody(opDelete, func(w *jute.Writer) { w.UString("/t2"); w.Int(-1) })); rep.err != zoo.CodeMarshallingError {
+		if rep := c.call(jute.OpMultiRead, multiBody(jute.OpDelete, func(w *jute.Writer) { w.UString("/t2"); w.Int(-1) })); rep.err != zoo.CodeMarshallingError {
 			t.Fatalf("write in multiRead: %d", rep.err)
 		}
 	})
@@ -440,16 +440,16 @@ func TestWatchesWire(t *testing.T) {
 	w.handshake()
 
 	t.Run("a write's notification precedes its reply", func(t *testing.T) {
-		c.call(opCreate, createBody("/n", nil, 0))
-		c.call(opGetData, pathWatchBody("/n", true))
+		c.call(jute.OpCreate, createBody("/n", nil, 0))
+		c.call(jute.OpGetData, pathWatchBody("/n", true))
 		c.xid++
-		c.write(requestFrame(c.xid, opSetData, func(w *jute.Writer) { w.UString("/n"); w.Buffer([]byte("x")); w.Int(-1) }))
+		c.write(requestFrame(c.xid, jute.OpSetData, func(w *jute.Writer) { w.UString("/n"); w.Buffer([]byte("x")); w.Int(-1) }))
 		frame, err := c.readFrame()
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := jute.NewReader(frame)
-		if xid, zxid, _ := r.Int(), r.Long(), r.Int(); xid != xidNotification || zxid <= 0 {
+		if xid, zxid, _ := r.Int(), r.Long(), r.Int(); xid != jute.XidNotification || zxid <= 0 {
 			t.Fatalf("first frame after setData has xid %d zxid %d, want the notification", xid, zxid)
 		}
 		if typ, state, path := r.Int(), r.Int(), r.UString(); typ != int32(zoo.EventNodeDataChanged) || state != 3 || path != "/n" {
@@ -464,24 +464,24 @@ func TestWatchesWire(t *testing.T) {
 		typed := func(path string, typ zoo.WatcherType) func(w *jute.Writer) {
 			return func(w *jute.Writer) { w.UString(path); w.Int(int32(typ)) }
 		}
-		if rep := c.call(opCheckWatches, typed("/n", zoo.WatcherData)); rep.err != zoo.CodeNoWatcher {
+		if rep := c.call(jute.OpCheckWatches, typed("/n", zoo.WatcherData)); rep.err != zoo.CodeNoWatcher {
 			t.Fatalf("checkWatches without a watch: %d", rep.err)
 		}
-		c.call(opExists, pathWatchBody("/n", true))
-		if rep := c.call(opCheckWatches, typed("/n", zoo.WatcherData)); rep.err != 0 {
+		c.call(jute.OpExists, pathWatchBody("/n", true))
+		if rep := c.call(jute.OpCheckWatches, typed("/n", zoo.WatcherData)); rep.err != 0 {
 			t.Fatalf("checkWatches with a watch: %d", rep.err)
 		}
-		if rep := c.call(opCheckWatches, typed("/n", 9)); rep.err != zoo.CodeBadArguments {
+		if rep := c.call(jute.OpCheckWatches, typed("/n", 9)); rep.err != zoo.CodeBadArguments {
 			t.Fatalf("checkWatches with a bad type: %d", rep.err)
 		}
-		if rep := c.call(opRemoveWatches, typed("/n", zoo.WatcherAny)); rep.err != 0 {
+		if rep := c.call(jute.OpRemoveWatches, typed("/n", zoo.WatcherAny)); rep.err != 0 {
 			t.Fatalf("removeWatches: %d", rep.err)
 		}
-		if rep := c.call(opRemoveWatches, typed("/n", zoo.WatcherAny)); rep.err != zoo.CodeNoWatcher {
+		if rep := c.call(jute.OpRemoveWatches, typed("/n", zoo.WatcherAny)); rep.err != zoo.CodeNoWatcher {
 			t.Fatalf("removeWatches twice: %d", rep.err)
 		}
 		// The removed watch does not fire.
-		w.call(opSetData, func(w *jute.Writer) { w.UString("/n"); w.Buffer(nil); w.Int(-1) })
+		w.call(jute.OpSetData, func(w *jute.Writer) { w.UString("/n"); w.Buffer(nil); w.Int(-1) })
 		c.ping()
 		if len(c.events) != 0 {
 			t.Fatalf("removed watch fired: %+v", c.events)
@@ -489,23 +489,23 @@ func TestWatchesWire(t *testing.T) {
 	})
 
 	t.Run("exists watch on an absent node", func(t *testing.T) {
-		if rep := c.call(opExists, pathWatchBody("/later", true)); rep.err != zoo.CodeNoNode {
+		if rep := c.call(jute.OpExists, pathWatchBody("/later", true)); rep.err != zoo.CodeNoNode {
 			t.Fatalf("exists: %d", rep.err)
 		}
-		w.call(opCreate, createBody("/later", nil, 0))
+		w.call(jute.OpCreate, createBody("/later", nil, 0))
 		if ev := c.nextEvent(); ev.typ != int32(zoo.EventNodeCreated) || ev.path != "/later" {
 			t.Fatalf("event %+v", ev)
 		}
 	})
 
 	t.Run("addWatch", func(t *testing.T) {
-		rep := c.call(opAddWatch, func(w *jute.Writer) { w.UString("/tree"); w.Int(int32(zoo.WatchPersistentRecursive)) })
+		rep := c.call(jute.OpAddWatch, func(w *jute.Writer) { w.UString("/tree"); w.Int(int32(zoo.WatchPersistentRecursive)) })
 		if rep.err != 0 || len(rep.body.B) != 4 || rep.body.Int() != 0 {
 			t.Fatalf("addWatch reply: err %d body %x", rep.err, rep.body.B)
 		}
-		w.call(opCreate, createBody("/tree", nil, 0))
-		w.call(opCreate, createBody("/tree/a", nil, 0))
-		w.call(opSetData, func(w *jute.Writer) { w.UString("/tree/a"); w.Buffer([]byte("1")); w.Int(-1) })
+		w.call(jute.OpCreate, createBody("/tree", nil, 0))
+		w.call(jute.OpCreate, createBody("/tree/a", nil, 0))
+		w.call(jute.OpSetData, func(w *jute.Writer) { w.UString("/tree/a"); w.Buffer([]byte("1")); w.Int(-1) })
 		var got []string
 		for range 3 {
 			ev := c.nextEvent()
@@ -517,13 +517,13 @@ func TestWatchesWire(t *testing.T) {
 	})
 
 	t.Run("setWatches2 catches up", func(t *testing.T) {
-		rep := c.call(opCreate2, createBody("/sw", nil, 0))
+		rep := c.call(jute.OpCreate2, createBody("/sw", nil, 0))
 		before := rep.zxid
-		w.call(opSetData, func(w *jute.Writer) { w.UString("/sw"); w.Buffer([]byte("x")); w.Int(-1) })
-		w.call(opCreate, createBody("/sw/kid", nil, 0))
+		w.call(jute.OpSetData, func(w *jute.Writer) { w.UString("/sw"); w.Buffer([]byte("x")); w.Int(-1) })
+		w.call(jute.OpCreate, createBody("/sw/kid", nil, 0))
 		fresh := dialRaw(t, addr)
 		fresh.handshake()
-		rep = fresh.call(opSetWatches2, func(w *jute.Writer) {
+		rep = fresh.call(jute.OpSetWatches2, func(w *jute.Writer) {
 			w.Long(before)
 			w.Strings([]string{"/sw", "/gone"}) // data: changed, absent
 			w.Strings([]string{"/sw/kid", "/nothing"})
@@ -550,11 +550,11 @@ func TestWatchesWire(t *testing.T) {
 		}
 		// The re-armed exist watch and the persistent one fire later.
 		fresh.events = nil
-		w.call(opCreate, createBody("/nothing", nil, 0))
+		w.call(jute.OpCreate, createBody("/nothing", nil, 0))
 		if ev := fresh.nextEvent(); ev.typ != int32(zoo.EventNodeCreated) || ev.path != "/nothing" {
 			t.Fatalf("re-armed exist watch: %+v", ev)
 		}
-		w.call(opCreate, createBody("/p", nil, 0))
+		w.call(jute.OpCreate, createBody("/p", nil, 0))
 		if ev := fresh.nextEvent(); ev.typ != int32(zoo.EventNodeCreated) || ev.path != "/p" {
 			t.Fatalf("re-armed persistent watch: %+v", ev)
 		}
@@ -569,7 +569,7 @@ func TestSessionOpsWire(t *testing.T) {
 	c := dialRaw(t, addr)
 	c.handshake()
 	whoami := func() string {
-		rep := c.call(opWhoAmI, nil)
+		rep := c.call(jute.OpWhoAmI, nil)
 		if rep.err != 0 {
 			t.Fatalf("whoAmI: %d", rep.err)
 		}
@@ -587,7 +587,7 @@ func TestSessionOpsWire(t *testing.T) {
 		return func(w *jute.Writer) { w.Int(0); w.UString(scheme); w.Buffer([]byte(auth)) }
 	}
 	// Auth with the special xid -4 is answered with xid -4.
-	c.write(requestFrame(-4, opAuth, authBody("digest", "bob:pw")))
+	c.write(requestFrame(-4, jute.OpAuth, authBody("digest", "bob:pw")))
 	if rep := c.reply(-4); rep.err != 0 {
 		t.Fatalf("auth: %d", rep.err)
 	}
@@ -595,17 +595,17 @@ func TestSessionOpsWire(t *testing.T) {
 		t.Fatalf("whoAmI after auth = %s", got)
 	}
 
-	c.call(opCreate, createBody("/e", nil, 0))
+	c.call(jute.OpCreate, createBody("/e", nil, 0))
 	for _, p := range []string{"/e/1", "/e/2", "/eb"} {
-		c.call(opCreate, createBody(p, nil, int32(zoo.ModeEphemeral)))
+		c.call(jute.OpCreate, createBody(p, nil, int32(zoo.ModeEphemeral)))
 	}
-	if rep := c.call(opGetEphemerals, pathBody("/e")); fmt.Sprint(rep.body.Strings()) != "[/e/1 /e/2 /eb]" {
+	if rep := c.call(jute.OpGetEphemerals, pathBody("/e")); fmt.Sprint(rep.body.Strings()) != "[/e/1 /e/2 /eb]" {
 		t.Fatalf("getEphemerals /e: %+v", rep)
 	}
-	if rep := c.call(opGetAllChildrenNumber, pathBody("/e")); rep.err != 0 || rep.body.Int() != 2 {
+	if rep := c.call(jute.OpGetAllChildrenNumber, pathBody("/e")); rep.err != 0 || rep.body.Int() != 2 {
 		t.Fatalf("getAllChildrenNumber: %+v", rep)
 	}
-	if rep := c.call(opSync, pathBody("/e")); rep.err != 0 || rep.body.UString() != "/e" {
+	if rep := c.call(jute.OpSync, pathBody("/e")); rep.err != 0 || rep.body.UString() != "/e" {
 		t.Fatalf("sync: %+v", rep)
 	}
 
@@ -623,20 +623,20 @@ func TestSessionOpsWire(t *testing.T) {
 	t.Run("failed auth closes", func(t *testing.T) {
 		d := dialRaw(t, addr)
 		d.handshake()
-		if rep := d.call(opAuth, authBody("kerberos", "x")); rep.err != zoo.CodeAuthFailed {
+		if rep := d.call(jute.OpAuth, authBody("kerberos", "x")); rep.err != zoo.CodeAuthFailed {
 			t.Fatalf("auth with an unknown scheme: %d", rep.err)
 		}
 		d.expectClosed()
 	})
 
 	t.Run("closeSession deletes the ephemerals and closes", func(t *testing.T) {
-		if rep := c.call(opCloseSession, nil); rep.err != 0 {
+		if rep := c.call(jute.OpCloseSession, nil); rep.err != 0 {
 			t.Fatalf("closeSession: %d", rep.err)
 		}
 		c.expectClosed()
 		d := dialRaw(t, addr)
 		d.handshake()
-		if rep := d.call(opExists, pathWatchBody("/e/1", false)); rep.err != zoo.CodeNoNode {
+		if rep := d.call(jute.OpExists, pathWatchBody("/e/1", false)); rep.err != zoo.CodeNoNode {
 			t.Fatalf("ephemeral after closeSession: %d", rep.err)
 		}
 	})

@@ -65,7 +65,7 @@ func TestReadOnlyMode(t *testing.T) {
 	rw := dialRaw(t, c.addrs[alone])
 	rwSid, rwPasswd := rw.handshake()
 	for _, p := range []string{"/ro", "/ro/child"} {
-		if rep := rw.call(opCreate, createBody(p, []byte("v"), 0)); rep.err != 0 {
+		if rep := rw.call(jute.OpCreate, createBody(p, []byte("v"), 0)); rep.err != 0 {
 			t.Fatalf("create %s: %d", p, rep.err)
 		}
 	}
@@ -102,33 +102,33 @@ func TestReadOnlyMode(t *testing.T) {
 	}
 
 	t.Run("reads", func(t *testing.T) {
-		if rep := ro.call(opGetData, pathWatchBody("/ro", true)); rep.err != 0 || string(rep.body.Buffer()) != "v" {
+		if rep := ro.call(jute.OpGetData, pathWatchBody("/ro", true)); rep.err != 0 || string(rep.body.Buffer()) != "v" {
 			t.Fatalf("getData: %+v", rep)
 		}
-		if rep := ro.call(opExists, pathWatchBody("/ro/child", false)); rep.err != 0 {
+		if rep := ro.call(jute.OpExists, pathWatchBody("/ro/child", false)); rep.err != 0 {
 			t.Fatalf("exists: %+v", rep)
 		}
-		if rep := ro.call(opExists, pathWatchBody("/nope", false)); rep.err != zoo.CodeNoNode {
+		if rep := ro.call(jute.OpExists, pathWatchBody("/nope", false)); rep.err != zoo.CodeNoNode {
 			t.Fatalf("exists of a missing node: %+v", rep)
 		}
-		if rep := ro.call(opGetChildren, pathWatchBody("/ro", false)); rep.err != 0 || !slices.Equal(rep.body.Strings(), []string{"child"}) {
+		if rep := ro.call(jute.OpGetChildren, pathWatchBody("/ro", false)); rep.err != 0 || !slices.Equal(rep.body.Strings(), []string{"child"}) {
 			t.Fatalf("getChildren: %+v", rep)
 		}
-		rep := ro.call(opGetChildren2, pathWatchBody("/ro", false))
+		rep := ro.call(jute.OpGetChildren2, pathWatchBody("/ro", false))
 		if names := rep.body.Strings(); rep.err != 0 || len(names) != 1 || readStat(rep.body).NumChildren != 1 {
 			t.Fatalf("getChildren2: %+v %v", rep, names)
 		}
-		if rep := ro.call(opGetACL, pathBody("/ro")); rep.err != 0 {
+		if rep := ro.call(jute.OpGetACL, pathBody("/ro")); rep.err != 0 {
 			t.Fatalf("getACL: %+v", rep)
 		}
-		rep = ro.call(opMultiRead, multiBody(opGetData, pathWatchBody("/ro", false), opGetChildren, pathWatchBody("/ro", false)))
+		rep = ro.call(jute.OpMultiRead, multiBody(jute.OpGetData, pathWatchBody("/ro", false), jute.OpGetChildren, pathWatchBody("/ro", false)))
 		if rep.err != 0 {
 			t.Fatalf("multiRead: %+v", rep)
 		}
 		if res := readMulti(t, rep.body); len(res) != 2 || string(res[0].data) != "v" || !slices.Equal(res[1].children, []string{"child"}) {
 			t.Fatalf("multiRead results: %+v", res)
 		}
-		if rep := ro.call(opGetEphemerals, pathBody("/")); rep.err != 0 || len(rep.body.Strings()) != 0 {
+		if rep := ro.call(jute.OpGetEphemerals, pathBody("/")); rep.err != 0 || len(rep.body.Strings()) != 0 {
 			t.Fatalf("getEphemerals: %+v", rep)
 		}
 	})
@@ -139,15 +139,15 @@ func TestReadOnlyMode(t *testing.T) {
 			op   int32
 			body func(*jute.Writer)
 		}{
-			{"create", opCreate, createBody("/ro/new", nil, 0)},
-			{"create2", opCreate2, createBody("/ro/new", nil, 0)},
-			{"setData", opSetData, func(w *jute.Writer) { w.UString("/ro"); w.Buffer([]byte("x")); w.Int(-1) }},
-			{"delete", opDelete, func(w *jute.Writer) { w.UString("/ro/child"); w.Int(-1) }},
-			{"setACL", opSetACL, func(w *jute.Writer) { w.UString("/ro"); w.ACLs(zoo.OpenACL); w.Int(-1) }},
-			{"multi", opMulti, multiBody(opCheck, func(w *jute.Writer) { w.UString("/ro"); w.Int(-1) })},
-			{"check", opCheck, func(w *jute.Writer) { w.UString("/ro"); w.Int(-1) }},
-			{"sync", opSync, pathBody("/")},
-			{"reconfig", opReconfig, func(w *jute.Writer) { w.UString(""); w.UString("3"); w.UString(""); w.Long(-1) }},
+			{"create", jute.OpCreate, createBody("/ro/new", nil, 0)},
+			{"create2", jute.OpCreate2, createBody("/ro/new", nil, 0)},
+			{"setData", jute.OpSetData, func(w *jute.Writer) { w.UString("/ro"); w.Buffer([]byte("x")); w.Int(-1) }},
+			{"delete", jute.OpDelete, func(w *jute.Writer) { w.UString("/ro/child"); w.Int(-1) }},
+			{"setACL", jute.OpSetACL, func(w *jute.Writer) { w.UString("/ro"); w.ACLs(zoo.OpenACL); w.Int(-1) }},
+			{"multi", jute.OpMulti, multiBody(jute.OpCheck, func(w *jute.Writer) { w.UString("/ro"); w.Int(-1) })},
+			{"check", jute.OpCheck, func(w *jute.Writer) { w.UString("/ro"); w.Int(-1) }},
+			{"sync", jute.OpSync, pathBody("/")},
+			{"reconfig", jute.OpReconfig, func(w *jute.Writer) { w.UString(""); w.UString("3"); w.UString(""); w.Long(-1) }},
 		} {
 			if rep := ro.call(tc.op, tc.body); rep.err != zoo.CodeNotReadOnly {
 				t.Errorf("%s: err %d, want ZNOTREADONLY", tc.name, rep.err)
@@ -164,7 +164,7 @@ func TestReadOnlyMode(t *testing.T) {
 		if sid != rwSid || !slices.Equal(passwd, rwPasswd) || !readOnly {
 			t.Fatalf("continued session %x readOnly %v, want %x", sid, readOnly, rwSid)
 		}
-		if rep := cont.call(opGetData, pathWatchBody("/ro", false)); rep.err != 0 {
+		if rep := cont.call(jute.OpGetData, pathWatchBody("/ro", false)); rep.err != 0 {
 			t.Fatalf("getData: %+v", rep)
 		}
 		bad := dialRaw(t, c.addrs[alone])

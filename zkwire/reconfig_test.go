@@ -72,15 +72,15 @@ func TestReconfig(t *testing.T) {
 	cl := dialRaw(t, c.addrs[here])
 	cl.handshake()
 	add := reconfigBody("server.4=127.0.0.1:7004:7005:observer;7006", "", "", -1)
-	if rep := cl.call(opReconfig, add); rep.err != zoo.CodeNoAuth {
+	if rep := cl.call(jute.OpReconfig, add); rep.err != zoo.CodeNoAuth {
 		t.Fatalf("reconfig without the super user: err %d, want ZNOAUTH", rep.err)
 	}
 	auth := func(w *jute.Writer) { w.Int(0); w.UString("digest"); w.Buffer([]byte("super:secret")) }
-	if rep := cl.call(opAuth, auth); rep.err != 0 {
+	if rep := cl.call(jute.OpAuth, auth); rep.err != 0 {
 		t.Fatalf("addauth: %d", rep.err)
 	}
 
-	rep := cl.call(opReconfig, add)
+	rep := cl.call(jute.OpReconfig, add)
 	if rep.err != 0 {
 		t.Fatalf("reconfig add observer: err %d", rep.err)
 	}
@@ -109,13 +109,13 @@ func TestReconfig(t *testing.T) {
 			{"mostly new participants", reconfigBody("server.5=127.0.0.1:1:2,server.6=127.0.0.1:3:4,server.7=127.0.0.1:5:6", "", "", -1),
 				zoo.CodeNewConfigNoQuorum},
 		} {
-			if rep := cl.call(opReconfig, tc.body); rep.err != tc.want {
+			if rep := cl.call(jute.OpReconfig, tc.body); rep.err != tc.want {
 				t.Errorf("%s: err %d, want %d", tc.name, rep.err, tc.want)
 			}
 		}
 	})
 
-	rep = cl.call(opReconfig, reconfigBody("", "4", "", v1))
+	rep = cl.call(jute.OpReconfig, reconfigBody("", "4", "", v1))
 	if rep.err != 0 {
 		t.Fatalf("reconfig remove observer at version %x: err %d", v1, rep.err)
 	}
@@ -125,7 +125,7 @@ func TestReconfig(t *testing.T) {
 	}
 
 	// A voter leaves: the ensemble goes on with two.
-	rep = cl.call(opReconfig, reconfigBody("", c.ID(other), "", v2))
+	rep = cl.call(jute.OpReconfig, reconfigBody("", c.ID(other), "", v2))
 	if rep.err != 0 {
 		t.Fatalf("reconfig remove voter %s: err %d", c.ID(other), rep.err)
 	}

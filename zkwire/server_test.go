@@ -48,7 +48,7 @@ func TestServerCloseDetaches(t *testing.T) {
 	})
 	c := dialRaw(t, addr)
 	sid, pw := c.handshake()
-	c.call(opCreate, createBody("/kept", nil, int32(zoo.ModeEphemeral)))
+	c.call(jute.OpCreate, createBody("/kept", nil, int32(zoo.ModeEphemeral)))
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestServerCloseDetaches(t *testing.T) {
 	if got := r.Long(); got != sid {
 		t.Fatalf("resumed %x, want %x", got, sid)
 	}
-	if rep := d.call(opExists, pathWatchBody("/kept", false)); rep.err != 0 {
+	if rep := d.call(jute.OpExists, pathWatchBody("/kept", false)); rep.err != 0 {
 		t.Fatalf("ephemeral after the server closed: %d", rep.err)
 	}
 }

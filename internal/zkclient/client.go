@@ -237,7 +237,7 @@ func (c *Conn) Close() error {
 		wait = min(c.timeout*2/3, maxCloseWait)
 	)
 	if cn != nil && !cn.dead && c.final == nil && c.state.connected() {
-		req = newRequest(opCloseSession, nil, nil)
+		req = newRequest(jute.OpCloseSession, nil, nil)
 		cn.queue(req)
 	}
 	c.closed = true

@@ -12,47 +12,6 @@ import (
 	"github.com/zooraft/zoo/internal/jute"
 )
 
-// Opcodes (ZooDefs.OpCode).
-const (
-	opCreate               int32 = 1
-	opDelete               int32 = 2
-	opExists               int32 = 3
-	opGetData              int32 = 4
-	opSetData              int32 = 5
-	opGetACL               int32 = 6
-	opSetACL               int32 = 7
-	opGetChildren          int32 = 8
-	opSync                 int32 = 9
-	opPing                 int32 = 11
-	opGetChildren2         int32 = 12
-	opCheck                int32 = 13
-	opMulti                int32 = 14
-	opCreate2              int32 = 15
-	opReconfig             int32 = 16
-	opCheckWatches         int32 = 17
-	opRemoveWatches        int32 = 18
-	opCreateContainer      int32 = 19
-	opCreateTTL            int32 = 21
-	opMultiRead            int32 = 22
-	opAuth                 int32 = 100
-	opSetWatches           int32 = 101
-	opGetEphemerals        int32 = 103
-	opGetAllChildrenNumber int32 = 104
-	opSetWatches2          int32 = 105
-	opAddWatch             int32 = 106
-	opWhoAmI               int32 = 107
-	opCloseSession         int32 = -11
-	opError                int32 = -1
-)
-
-// Special xids (ClientCnxn).
-const (
-	xidNotification int32 = -1
-	xidPing         int32 = -2
-	xidAuth         int32 = -4
-	xidSetWatches   int32 = -8
-)
-
 // errProtocol marks a server that broke the protocol: the connection is
 // dropped and the client moves on, as the Java client does.
 var errProtocol = errors.New("zkclient: protocol error")
@@ -60,7 +19,7 @@ var errProtocol = errors.New("zkclient: protocol error")
 // pingFrame is a ping request: xid -2, op 11, no body.
 var pingFrame = func() []byte {
 	w := jute.NewFrame(8)
-	w.RequestHeader(xidPing, opPing)
+	w.RequestHeader(jute.XidPing, jute.OpPing)
 	return w.Frame()
 }()
 
@@ -104,7 +63,7 @@ func (cn *conn) queue(req *request) {
 		req.xid = c.xid
 	}
 	binary.BigEndian.PutUint32(req.frame[4:8], uint32(req.xid))
-	if req.xid == xidAuth {
+	if req.xid == jute.XidAuth {
 		cn.auths = append(cn.auths, req)
 	} else {
 		cn.pending = append(cn.pending, req)
@@ -200,25 +159,25 @@ func (cn *conn) handle(frame []byte) error {
 		return fmt.Errorf("%w: %d-byte frame has no reply header", errProtocol, len(frame))
 	}
 	switch xid {
-	case xidNotification:
+	case jute.XidNotification:
 		typ, _, path := zoo.EventType(r.Int()), r.Int(), r.UString()
 		if r.Err != nil {
 			return fmt.Errorf("%w: malformed notification", errProtocol)
 		}
 		c.notified(typ, path, zxid)
 		return nil
-	case xidPing:
+	case jute.XidPing:
 		return nil
 	}
 
 	c.mu.Lock()
 	var req *request
 	switch {
-	case xid == xidAuth && len(cn.auths) > 0:
+	case xid == jute.XidAuth && len(cn.auths) > 0:
 		req = cn.auths[0]
 		cn.auths[0] = nil
 		cn.auths = cn.auths[1:]
-	case xid == xidAuth:
+	case xid == jute.XidAuth:
 		c.mu.Unlock()
 		c.log.Debug("zkclient: unexpected auth reply", "server", cn.addr, "err", code)
 		return nil
@@ -248,7 +207,7 @@ func (cn *conn) handle(frame []byte) error {
 		req.finish(fmt.Errorf("%w (%v)", zoo.ErrConnectionLoss, perr), c.events.mark())
 		return perr
 	}
-	if req.xid == xidAuth && code == zoo.CodeAuthFailed {
+	if req.xid == jute.XidAuth && code == zoo.CodeAuthFailed {
 		// ZooKeeper closes the connection after this; the session is
 		// unusable for this client (Java's AUTH_FAILED state).
 		c.finalize(StateAuthFailed, zoo.ErrAuthFailed)

@@ -45,10 +45,10 @@ func (f *fakeConn) request() (xid, op int32, body []byte, err error) {
 func (f *fakeConn) requestNotPing() (xid, op int32, err error) {
 	for {
 		xid, op, _, err = f.request()
-		if err != nil || op != opPing {
+		if err != nil || op != jute.OpPing {
 			return xid, op, err
 		}
-		f.reply(xidPing, 0, nil)
+		f.reply(jute.XidPing, 0, nil)
 	}
 }
 
@@ -115,9 +115,9 @@ func startFake(t *testing.T, timeoutMs int32, serveConn func(n int, f *fakeConn)
 						return
 					}
 					switch op {
-					case opPing:
-						f.reply(xidPing, 0, nil)
-					case opCloseSession:
+					case jute.OpPing:
+						f.reply(jute.XidPing, 0, nil)
+					case jute.OpCloseSession:
 						f.reply(xid, 0, nil)
 						return
 					}
@@ -165,7 +165,7 @@ func TestMalformedReplies(t *testing.T) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.Buffer([]byte("x")); w.Long(1) })
 		}, false},
 		{"garbage notification", nil, func(f *fakeConn, xid int32) {
-			f.reply(xidNotification, 0, func(w *jute.Writer) { w.Int(3) })
+			f.reply(jute.XidNotification, 0, func(w *jute.Writer) { w.Int(3) })
 		}, false},
 		{"random bytes", nil, func(f *fakeConn, xid int32) {
 			b := make([]byte, 64)
@@ -203,19 +203,19 @@ func TestMalformedReplies(t *testing.T) {
 			_, err := c.Multi(testCtx(t), zoo.CheckOp{Path: "/", Version: -1}, zoo.CheckOp{Path: "/", Version: -1})
 			return err
 		}, func(f *fakeConn, xid int32) {
-			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(opCheck, false, 0); w.MultiHeader(-1, true, -1) })
+			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(jute.OpCheck, false, 0); w.MultiHeader(-1, true, -1) })
 		}, false},
 		{"multi without its done header", func(c *Conn) error {
 			_, err := c.Multi(testCtx(t), zoo.CheckOp{Path: "/", Version: -1})
 			return err
 		}, func(f *fakeConn, xid int32) {
-			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(opCheck, false, 0) })
+			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(jute.OpCheck, false, 0) })
 		}, false},
 		{"multiRead with a bad result", func(c *Conn) error {
 			_, err := c.MultiRead(testCtx(t), zoo.GetDataOp{Path: "/"})
 			return err
 		}, func(f *fakeConn, xid int32) {
-			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(opGetData, false, 0); w.Int(-5) })
+			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(jute.OpGetData, false, 0); w.Int(-5) })
 		}, false},
 		{"create with a truncated path", func(c *Conn) error {
 			_, _, err := c.CreateWithStat(testCtx(t), zoo.CreateOp{Path: "/x"})
@@ -331,7 +331,7 @@ func TestSilentServer(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if op == opPing {
+				if op == jute.OpPing {
 					pings.Add(1)
 					f.reply(xid, 0, nil)
 				}
@@ -394,10 +394,10 @@ func FuzzReplies(f *testing.F) {
 						return
 					}
 					switch op {
-					case opCloseSession:
+					case jute.OpCloseSession:
 						fc.reply(xid, 0, nil)
 						return
-					case opSetWatches, opSetWatches2:
+					case jute.OpSetWatches, jute.OpSetWatches2:
 						fc.reply(xid, 0, nil) // re-arming after a reconnect
 						continue
 					}

@@ -34,7 +34,7 @@ func (c *Conn) Multi(ctx context.Context, ops ...zoo.Op) ([]zoo.OpResult, error)
 		subs = append(subs, sub)
 	}
 	var results []zoo.OpResult
-	req := newRequest(opMulti, func(w *jute.Writer) {
+	req := newRequest(jute.OpMulti, func(w *jute.Writer) {
 		for _, sub := range subs {
 			sub(w)
 		}
@@ -82,16 +82,16 @@ func (c *Conn) multiOp(op zoo.Op) (func(w *jute.Writer), string, error) {
 			writeCreate(w, typ, sp, o)
 		}, o.Path, nil
 	case zoo.DeleteOp:
-		return withVersion(opDelete, o.Path, o.Version)
+		return withVersion(jute.OpDelete, o.Path, o.Version)
 	case zoo.CheckOp:
-		return withVersion(opCheck, o.Path, o.Version)
+		return withVersion(jute.OpCheck, o.Path, o.Version)
 	case zoo.SetDataOp:
 		if err := validatePath(o.Path); err != nil {
 			return nil, o.Path, err
 		}
 		sp := c.serverPath(o.Path)
 		return func(w *jute.Writer) {
-			w.MultiHeader(opSetData, false, -1)
+			w.MultiHeader(jute.OpSetData, false, -1)
 			w.UString(sp)
 			w.Buffer(o.Data)
 			w.Int(o.Version)
@@ -120,17 +120,17 @@ func (c *Conn) readMultiResults(r *jute.Reader, n int) []zoo.OpResult {
 		}
 		var res zoo.OpResult
 		switch typ {
-		case opCreate:
+		case jute.OpCreate:
 			res.Path = c.clientPath(r.UString())
-		case opCreate2, opCreateContainer, opCreateTTL:
+		case jute.OpCreate2, jute.OpCreateContainer, jute.OpCreateTTL:
 			res.Path = c.clientPath(r.UString())
 			st := r.Stat()
 			res.Stat = &st
-		case opSetData:
+		case jute.OpSetData:
 			st := r.Stat()
 			res.Stat = &st
-		case opDelete, opCheck:
-		case opError:
+		case jute.OpDelete, jute.OpCheck:
+		case jute.OpError:
 			res.Err = errorResult(r.Int())
 		default:
 			r.Fail()
@@ -162,9 +162,9 @@ func (c *Conn) MultiRead(ctx context.Context, ops ...zoo.ReadOp) ([]zoo.ReadResu
 		var s sub
 		switch o := op.(type) {
 		case zoo.GetDataOp:
-			s = sub{opGetData, o.Path}
+			s = sub{jute.OpGetData, o.Path}
 		case zoo.GetChildrenOp:
-			s = sub{opGetChildren, o.Path}
+			s = sub{jute.OpGetChildren, o.Path}
 		default:
 			return nil, pathErr("multiRead", "", fmt.Errorf("%w: unsupported op %T", zoo.ErrBadArguments, op))
 		}
@@ -175,7 +175,7 @@ func (c *Conn) MultiRead(ctx context.Context, ops ...zoo.ReadOp) ([]zoo.ReadResu
 		subs[i] = s
 	}
 	var results []zoo.ReadResult
-	req := newRequest(opMultiRead, func(w *jute.Writer) {
+	req := newRequest(jute.OpMultiRead, func(w *jute.Writer) {
 		for _, s := range subs {
 			w.MultiHeader(s.typ, false, -1)
 			w.UString(s.path)
@@ -194,13 +194,13 @@ func (c *Conn) MultiRead(ctx context.Context, ops ...zoo.ReadOp) ([]zoo.ReadResu
 			}
 			var res zoo.ReadResult
 			switch typ {
-			case opGetData:
+			case jute.OpGetData:
 				res.Data, res.Stat = r.Buffer(), r.Stat()
-			case opGetChildren:
+			case jute.OpGetChildren:
 				if res.Children = r.Strings(); res.Children == nil {
 					res.Children = []string{}
 				}
-			case opError:
+			case jute.OpError:
 				res.Err = zoo.ErrorForCode(zoo.Code(r.Int()))
 			default:
 				r.Fail()

@@ -71,7 +71,7 @@ func (c *Conn) create(ctx context.Context, o zoo.CreateOp, withStat bool) (strin
 				return zoo.ErrorForCode(code)
 			}
 			created = c.clientPath(r.UString())
-			if typ != opCreate {
+			if typ != jute.OpCreate {
 				st = r.Stat()
 			}
 			return nil
@@ -101,13 +101,13 @@ func createType(o zoo.CreateOp, withStat bool) (int32, error) {
 	case !isTTL && o.TTL != 0:
 		return 0, fmt.Errorf("%w: a TTL goes with the TTL create modes only", zoo.ErrBadArguments)
 	case isTTL:
-		return opCreateTTL, nil
+		return jute.OpCreateTTL, nil
 	case o.Mode == zoo.ModeContainer:
-		return opCreateContainer, nil
+		return jute.OpCreateContainer, nil
 	case withStat:
-		return opCreate2, nil
+		return jute.OpCreate2, nil
 	}
-	return opCreate, nil
+	return jute.OpCreate, nil
 }
 
 // writeCreate writes a CreateRequest, or a CreateTTLRequest for createTTL.
@@ -116,7 +116,7 @@ func writeCreate(w *jute.Writer, typ int32, serverPath string, o zoo.CreateOp) {
 	w.Buffer(o.Data)
 	w.ACLs(orOpen(o.ACL))
 	w.Int(int32(o.Mode))
-	if typ == opCreateTTL {
+	if typ == jute.OpCreateTTL {
 		w.Long(o.TTL.Milliseconds())
 	}
 }
@@ -128,7 +128,7 @@ func (c *Conn) Delete(ctx context.Context, path string, version int32) error {
 		return err
 	}
 	sp := c.serverPath(path)
-	req := newRequest(opDelete, func(w *jute.Writer) { w.UString(sp); w.Int(version) }, nil)
+	req := newRequest(jute.OpDelete, func(w *jute.Writer) { w.UString(sp); w.Int(version) }, nil)
 	return pathErr("delete", path, c.do(ctx, req))
 }
 
@@ -144,7 +144,7 @@ func (c *Conn) Exists(ctx context.Context, path string, watch bool) (bool, zoo.S
 		st zoo.Stat
 		sp = c.serverPath(path)
 	)
-	req := newRequest(opExists, func(w *jute.Writer) { w.UString(sp); w.Bool(watch) },
+	req := newRequest(jute.OpExists, func(w *jute.Writer) { w.UString(sp); w.Bool(watch) },
 		func(code zoo.Code, r *jute.Reader) error {
 			switch code {
 			case zoo.CodeOK:
@@ -182,7 +182,7 @@ func (c *Conn) getData(ctx context.Context, sp string, watch bool) ([]byte, zoo.
 		data []byte
 		st   zoo.Stat
 	)
-	req := newRequest(opGetData, func(w *jute.Writer) { w.UString(sp); w.Bool(watch) },
+	req := newRequest(jute.OpGetData, func(w *jute.Writer) { w.UString(sp); w.Bool(watch) },
 		func(code zoo.Code, r *jute.Reader) error {
 			if code != zoo.CodeOK {
 				return zoo.ErrorForCode(code)
@@ -206,7 +206,7 @@ func (c *Conn) Set(ctx context.Context, path string, data []byte, version int32)
 		return zoo.Stat{}, err
 	}
 	sp := c.serverPath(path)
-	st, err := c.statRequest(ctx, opSetData, func(w *jute.Writer) { w.UString(sp); w.Buffer(data); w.Int(version) })
+	st, err := c.statRequest(ctx, jute.OpSetData, func(w *jute.Writer) { w.UString(sp); w.Buffer(data); w.Int(version) })
 	return st, pathErr("set", path, err)
 }
 
@@ -233,7 +233,7 @@ func (c *Conn) GetACL(ctx context.Context, path string) ([]zoo.ACL, zoo.Stat, er
 		st  zoo.Stat
 		sp  = c.serverPath(path)
 	)
-	req := newRequest(opGetACL, func(w *jute.Writer) { w.UString(sp) }, func(code zoo.Code, r *jute.Reader) error {
+	req := newRequest(jute.OpGetACL, func(w *jute.Writer) { w.UString(sp) }, func(code zoo.Code, r *jute.Reader) error {
 		if code != zoo.CodeOK {
 			return zoo.ErrorForCode(code)
 		}
@@ -253,7 +253,7 @@ func (c *Conn) SetACL(ctx context.Context, path string, acl []zoo.ACL, aversion 
 		return zoo.Stat{}, err
 	}
 	sp := c.serverPath(path)
-	st, err := c.statRequest(ctx, opSetACL, func(w *jute.Writer) { w.UString(sp); w.ACLs(orOpen(acl)); w.Int(aversion) })
+	st, err := c.statRequest(ctx, jute.OpSetACL, func(w *jute.Writer) { w.UString(sp); w.ACLs(orOpen(acl)); w.Int(aversion) })
 	return st, pathErr("setACL", path, err)
 }
 
@@ -277,10 +277,10 @@ func (c *Conn) children(ctx context.Context, name, path string, watch, withStat 
 		names []string
 		st    zoo.Stat
 		sp    = c.serverPath(path)
-		op    = opGetChildren
+		op    = jute.OpGetChildren
 	)
 	if withStat {
-		op = opGetChildren2
+		op = jute.OpGetChildren2
 	}
 	req := newRequest(op, func(w *jute.Writer) { w.UString(sp); w.Bool(watch) }, func(code zoo.Code, r *jute.Reader) error {
 		if code != zoo.CodeOK {
@@ -311,7 +311,7 @@ func (c *Conn) Sync(ctx context.Context, path string) error {
 		return err
 	}
 	sp := c.serverPath(path)
-	return pathErr("sync", path, c.do(ctx, newRequest(opSync, func(w *jute.Writer) { w.UString(sp) }, nil)))
+	return pathErr("sync", path, c.do(ctx, newRequest(jute.OpSync, func(w *jute.Writer) { w.UString(sp) }, nil)))
 }
 
 // AddAuth adds an identity to the session (digest: "user:password"). It is
@@ -338,7 +338,7 @@ func (c *Conn) WhoAmI(ctx context.Context) ([]zoo.ID, error) {
 		return nil, fmt.Errorf("zkclient: whoAmI: %w", errNilConn)
 	}
 	var ids []zoo.ID
-	req := newRequest(opWhoAmI, nil, func(code zoo.Code, r *jute.Reader) error {
+	req := newRequest(jute.OpWhoAmI, nil, func(code zoo.Code, r *jute.Reader) error {
 		if code != zoo.CodeOK {
 			return zoo.ErrorForCode(code)
 		}
@@ -372,7 +372,7 @@ func (c *Conn) AddWatch(ctx context.Context, path string, mode zoo.WatchMode) er
 		return pathErr("addWatch", path, fmt.Errorf("%w: unknown watch mode %d", zoo.ErrBadArguments, mode))
 	}
 	sp := c.serverPath(path)
-	req := newRequest(opAddWatch, func(w *jute.Writer) { w.UString(sp); w.Int(int32(mode)) },
+	req := newRequest(jute.OpAddWatch, func(w *jute.Writer) { w.UString(sp); w.Int(int32(mode)) },
 		func(code zoo.Code, r *jute.Reader) error {
 			if code != zoo.CodeOK {
 				return zoo.ErrorForCode(code)
@@ -407,7 +407,7 @@ func (c *Conn) CheckWatches(ctx context.Context, path string, typ zoo.WatcherTyp
 		return pathErr("checkWatches", path, err)
 	}
 	sp := c.serverPath(path)
-	req := newRequest(opCheckWatches, func(w *jute.Writer) { w.UString(sp); w.Int(int32(typ)) }, nil)
+	req := newRequest(jute.OpCheckWatches, func(w *jute.Writer) { w.UString(sp); w.Int(int32(typ)) }, nil)
 	return pathErr("checkWatches", path, c.do(ctx, req))
 }
 
@@ -440,7 +440,7 @@ func (c *Conn) RemoveWatches(ctx context.Context, path string, typ zoo.WatcherTy
 		}
 		c.mu.Unlock()
 	}
-	req := newRequest(opRemoveWatches, func(w *jute.Writer) { w.UString(sp); w.Int(int32(typ)) },
+	req := newRequest(jute.OpRemoveWatches, func(w *jute.Writer) { w.UString(sp); w.Int(int32(typ)) },
 		func(code zoo.Code, _ *jute.Reader) error {
 			// As ZKWatchManager.removeWatcher: the client must hold the
 			// watch, and drops it if the server did (or with local).
@@ -496,7 +496,7 @@ func (c *Conn) GetEphemerals(ctx context.Context, prefix string) ([]string, erro
 	}
 	var paths []string
 	sp := c.serverPath(prefix)
-	req := newRequest(opGetEphemerals, func(w *jute.Writer) { w.UString(sp) }, func(code zoo.Code, r *jute.Reader) error {
+	req := newRequest(jute.OpGetEphemerals, func(w *jute.Writer) { w.UString(sp) }, func(code zoo.Code, r *jute.Reader) error {
 		if code != zoo.CodeOK {
 			return zoo.ErrorForCode(code)
 		}
@@ -524,7 +524,7 @@ func (c *Conn) AllChildrenNumber(ctx context.Context, path string) (int, error) 
 	}
 	var n int32
 	sp := c.serverPath(path)
-	req := newRequest(opGetAllChildrenNumber, func(w *jute.Writer) { w.UString(sp) }, func(code zoo.Code, r *jute.Reader) error {
+	req := newRequest(jute.OpGetAllChildrenNumber, func(w *jute.Writer) { w.UString(sp) }, func(code zoo.Code, r *jute.Reader) error {
 		if code != zoo.CodeOK {
 			return zoo.ErrorForCode(code)
 		}
@@ -572,7 +572,7 @@ func (c *Conn) Reconfig(ctx context.Context, joining, leaving, members []string,
 		data []byte
 		st   zoo.Stat
 	)
-	req := newRequest(opReconfig, func(w *jute.Writer) {
+	req := newRequest(jute.OpReconfig, func(w *jute.Writer) {
 		list(w, joining)
 		list(w, leaving)
 		list(w, members)

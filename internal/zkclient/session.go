@@ -202,12 +202,12 @@ func (c *Conn) lost(cn *conn, cause error) {
 // authRequest builds an auth packet (xid -4). onQueue, if set, runs when
 // it is queued.
 func (c *Conn) authRequest(a authInfo, onQueue func()) *request {
-	req := newRequest(opAuth, func(w *jute.Writer) {
+	req := newRequest(jute.OpAuth, func(w *jute.Writer) {
 		w.Int(0) // type
 		w.UString(a.scheme)
 		w.Buffer(a.auth)
 	}, nil)
-	req.xid, req.onQueue = xidAuth, onQueue
+	req.xid, req.onQueue = jute.XidAuth, onQueue
 	return req
 }
 
@@ -221,16 +221,16 @@ func (c *Conn) setWatchesRequests() []*request {
 	var out []*request
 	rel := c.lastZxid
 	for _, b := range c.watches.lists().batches(setWatchesBatch) {
-		op := opSetWatches
+		op := jute.OpSetWatches
 		if len(b.persistent) > 0 || len(b.recursive) > 0 {
-			op = opSetWatches2
+			op = jute.OpSetWatches2
 		}
 		req := newRequest(op, func(w *jute.Writer) {
 			w.Long(rel)
 			w.Strings(b.data)
 			w.Strings(b.exist)
 			w.Strings(b.child)
-			if op == opSetWatches2 {
+			if op == jute.OpSetWatches2 {
 				w.Strings(b.persistent)
 				w.Strings(b.recursive)
 			}
@@ -240,7 +240,7 @@ func (c *Conn) setWatchesRequests() []*request {
 			}
 			return zoo.ErrorForCode(code)
 		})
-		req.xid = xidSetWatches
+		req.xid = jute.XidSetWatches
 		out = append(out, req)
 	}
 	return out

@@ -310,14 +310,14 @@ func TestWatchBatches(t *testing.T) {
 			t.Fatalf("setWatches frame of %d bytes", len(req.frame))
 		}
 		r := jute.NewReader(req.frame[4:])
-		if xid, op := r.Int(), r.Int(); xid != 0 || (op != opSetWatches && op != opSetWatches2) || req.xid != xidSetWatches {
+		if xid, op := r.Int(), r.Int(); xid != 0 || (op != jute.OpSetWatches && op != jute.OpSetWatches2) || req.xid != jute.XidSetWatches {
 			t.Fatalf("setWatches header xid %d op %d", xid, op)
 		}
 	}
-	if op := jute.NewReader(reqs[0].frame[8:]).Int(); op != opSetWatches {
+	if op := jute.NewReader(reqs[0].frame[8:]).Int(); op != jute.OpSetWatches {
 		t.Fatalf("a batch without persistent watches used op %d", op)
 	}
-	if op := jute.NewReader(reqs[len(reqs)-1].frame[8:]).Int(); op != opSetWatches2 {
+	if op := jute.NewReader(reqs[len(reqs)-1].frame[8:]).Int(); op != jute.OpSetWatches2 {
 		t.Fatalf("a batch with persistent watches used op %d", op)
 	}
 	if got := (watchRegistry{}).lists().batches(setWatchesBatch); len(got) != 0 {
