@@ -3,17 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"net"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/realzk"
 )
 
 // The commands zoo cli gained with zkclient (addWatch, removewatches,
@@ -115,52 +112,12 @@ func runZkCli(t *testing.T, cli, server, script string, args ...string) (string,
 	return out.String(), 0
 }
 
-// startRealZooKeeper runs a standalone Apache ZooKeeper (Debian's package,
-// 3.8) with TTL nodes enabled and zoo's test super user ("super:secret"),
-// killed with the test, and returns it with an admin session.
+// startRealZooKeeper runs a standalone Apache ZooKeeper with TTL nodes enabled
+// and zoo's test super user ("super:secret"), killed with the test, and
+// returns it with an admin session.
 func startRealZooKeeper(t *testing.T) *cliServer {
 	t.Helper()
-	java := needTool(t, "/usr/bin/java", "zookeeper")
-	needTool(t, "/usr/share/java/zookeeper.jar", "zookeeper")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "zoo.cfg")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("tickTime=200\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=*\n", filepath.Join(dir, "data"), port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "zookeeper.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(java, "-Xmx256m", "-Dzookeeper.extendedTypesEnabled=true",
-		"-Dzookeeper.DigestAuthenticationProvider.superDigest="+zoo.DigestID("super", "secret"),
-		"-cp", "/usr/share/java/*", "org.apache.zookeeper.server.ZooKeeperServerMain", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("ZooKeeper log (tail):\n%s", b[max(0, len(b)-4000):])
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	deadline := time.Now().Add(90 * time.Second)
-	for fourLetters(addr, "ruok") != "imok" {
-		if time.Now().After(deadline) {
-			t.Fatal("ZooKeeper does not answer ruok")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	addr := realzk.Standalone(t, 200*time.Millisecond, "zookeeper.extendedTypesEnabled=true",
+		"zookeeper.DigestAuthenticationProvider.superDigest="+zoo.DigestID("super", "secret"))
 	return &cliServer{addr: addr, admin: adminConn(t, addr)}
 }

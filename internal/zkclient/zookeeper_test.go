@@ -3,99 +3,22 @@ package zkclient
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/realzk"
 )
 
 // These tests run the client against a real Apache ZooKeeper (Debian's
 // zookeeper package, 3.8), to prove it speaks the real protocol and not
 // only zkwire's reading of it.
 
-const (
-	javaBin      = "/usr/bin/java"
-	zookeeperJar = "/usr/share/java/zookeeper.jar"
-)
-
-// startZooKeeper runs a standalone ZooKeeper with TTL nodes enabled and
-// returns its client address; it is killed with the test.
-func startZooKeeper(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{javaBin, zookeeperJar} {
-		if _, err := os.Stat(p); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s missing in CI: install default-jre-headless and zookeeper", p)
-			}
-			t.Skipf("%s not installed (apt-get install default-jre-headless zookeeper): no real ZooKeeper to test against", p)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "zoo.cfg")
-	// tickTime 500: sessions negotiate into [1s, 10s].
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=*\n", filepath.Join(dir, "data"), port)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "zookeeper.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(javaBin, "-Xmx256m", "-Dzookeeper.extendedTypesEnabled=true",
-		"-cp", "/usr/share/java/*", "org.apache.zookeeper.server.ZooKeeperServerMain", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("ZooKeeper log (tail):\n%s", tail(b, 4000))
-		}
-	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	eventually(t, 90*time.Second, "ZooKeeper answers ruok", func() bool { return fourLetter(addr, "ruok") == "imok" })
-	return addr
-}
-
-func tail(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
-
-func fourLetter(addr, word string) string {
-	nc, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return ""
-	}
-	defer nc.Close()
-	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	nc.Write([]byte(word))
-	b, _ := io.ReadAll(nc)
-	return string(b)
-}
-
 func TestAgainstZooKeeper(t *testing.T) {
 	t.Parallel()
-	addr := startZooKeeper(t)
+	addr := realzk.Standalone(t, 500*time.Millisecond, "zookeeper.extendedTypesEnabled=true") // sessions negotiate into [1s, 10s]
 	ctx := testCtx(t)
 
 	t.Run("ops", func(t *testing.T) {
