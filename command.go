@@ -178,6 +178,7 @@ func decodeOp(d *dec) Op {
 // replica that forwarded the write, so it has an encoding too.
 type applyResult struct {
 	index   uint64
+	term    uint64     // the entry's term: with index, a commit notice (commit_notice.go)
 	err     error      // whole-command error (session expired, bad command)
 	results []OpResult // one per op; for a failed multi, ZooKeeper's 0/code/-2 pattern
 	// createSession
@@ -202,6 +203,7 @@ func encodeResult(r *applyResult) []byte {
 			e.u8(0)
 		}
 	}
+	e.u64(r.term)
 	return e.b
 }
 
@@ -254,6 +256,7 @@ func decodeResult(b []byte) (*applyResult, error) {
 		}
 		r.results = append(r.results, res)
 	}
+	r.term = d.u64()
 	if d.err != nil {
 		return nil, d.err
 	}

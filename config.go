@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // Config configures one replica. The zero value is a working single-replica
@@ -52,6 +54,15 @@ type Config struct {
 	SuperDigest string
 	// Logger receives zoo's and raft's logs. Nil discards them.
 	Logger *slog.Logger
+
+	// hooks lets this package's tests reach inside; nil in real use.
+	hooks *testHooks
+}
+
+// testHooks are knobs for this package's tests.
+type testHooks struct {
+	tuneRaft          func(*raft.Config) // adjusts raft's configuration last
+	noCommitBroadcast bool               // the leader sends no commit notices
 }
 
 // Peer is one member of the ensemble.

@@ -29,6 +29,7 @@ type Ensemble struct {
 	fsm       *fsm
 	watches   *watchRegistry
 	transport Transport
+	notices   *noticeTransport // slips commit notices into raft (commit_notice.go)
 	logs      raft.LogStore
 	closeLogs func() error
 	tracker   *sessionTracker
@@ -42,7 +43,7 @@ type Ensemble struct {
 	clients  map[raft.ServerAddress]*rpcClient
 	readOnly map[*Session]struct{} // live read-only handles (readonly.go); nil when none yet
 
-	nudge chan struct{} // requests to tell followers the commit index now
+	commits *commitBroadcaster // leader: tells followers of commits at once
 
 	leaderMu    sync.Mutex // guards the leadership last seen, for Status.LeaderSince
 	leaderTerm  uint64
@@ -63,8 +64,7 @@ func Open(cfg Config) (*Ensemble, error) {
 		return nil, err
 	}
 	e := &Ensemble{cfg: cfg, logger: cfg.Logger.With("replica", cfg.ID),
-		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*rpcClient{},
-		nudge: make(chan struct{}, 1)}
+		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*rpcClient{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.open(); err != nil {
 		e.cancel()
@@ -124,9 +124,16 @@ func (e *Ensemble) open() error {
 		e.transport = t
 	}
 
+	raftTrans, notices := newNoticeTransport(e.transport.Raft())
+	e.notices = notices
+
 	e.watches = newWatchRegistry()
 	e.fsm = newFSM(e.watches, e.logger)
 	e.fsm.onSessionsEnded = e.sessionsEnded
+	e.commits = newCommitBroadcaster(e)
+	if cfg.hooks == nil || !cfg.hooks.noCommitBroadcast {
+		e.fsm.onApplied = e.commits.applied
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
@@ -144,6 +151,9 @@ func (e *Ensemble) open() error {
 	rc.MaxAppendEntries = 256
 	rc.BatchApplyCh = true
 	rc.NoSnapshotRestoreOnStart = false
+	if cfg.hooks != nil && cfg.hooks.tuneRaft != nil {
+		cfg.hooks.tuneRaft(rc)
+	}
 
 	existing, err := raft.HasExistingState(e.logs, stable, snaps)
 	if err != nil {
@@ -166,22 +176,23 @@ func (e *Ensemble) open() error {
 			}
 			servers = append(servers, s)
 		}
-		if err := raft.BootstrapCluster(rc, e.logs, stable, snaps, e.transport.Raft(), raft.Configuration{Servers: servers}); err != nil {
+		if err := raft.BootstrapCluster(rc, e.logs, stable, snaps, raftTrans, raft.Configuration{Servers: servers}); err != nil {
 			return fmt.Errorf("zoo: bootstrap: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, e.transport.Raft())
+	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, raftTrans)
 	if err != nil {
 		return fmt.Errorf("zoo: start raft: %w", err)
 	}
 	e.raft = r
+	notices.setLastIndex(r.LastIndex)
 
 	e.tracker = newSessionTracker(e)
 	e.goRun(func() { serveRPC(e.ctx, e.transport.Listener(), e.handleRPC, e.startRPC, rpcCodeOf, hlog.Named("rpc")) })
 	e.goRun(e.tracker.run)
 	e.goRun(e.touchLoop)
 	e.goRun(e.reapLoop)
-	e.goRun(e.nudgeLoop)
+	e.goRun(e.commits.run)
 	e.goRun(e.watchLeader)
 	return nil
 }
@@ -233,6 +244,9 @@ func (e *Ensemble) release() {
 	}
 	e.clients = map[raft.ServerAddress]*rpcClient{}
 	e.mu.Unlock()
+	if e.notices != nil {
+		e.notices.shutdown()
+	}
 	if e.transport != nil {
 		e.transport.Close()
 	}
@@ -295,6 +309,9 @@ func (e *Ensemble) propose(ctx context.Context, c *command) (*applyResult, error
 			res, err = e.finishApply(f)
 		default:
 			res, err = e.forwardApply(ctx, addr, b, submitted)
+			if err == nil {
+				e.noticeCommit(commitNotice{index: res.index, term: res.term, leaderID: id, leaderAddr: addr})
+			}
 		}
 		if err == nil {
 			if slot != nil {
@@ -440,6 +457,7 @@ const (
 	rpcTouch
 	rpcSyncIndex
 	rpcMembership
+	rpcCommitNotice
 )
 
 // rpcCodeOf maps errors onto the wire of the peer RPC: ZooKeeper codes, plus
@@ -485,7 +503,6 @@ func (e *Ensemble) startRPC(ctx context.Context, method byte, payload []byte) fu
 		if err != nil {
 			return nil, err
 		}
-		e.nudgeFollowers(res.index)
 		return encodeResult(res), nil
 	}
 }
@@ -536,45 +553,24 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		e.tracker.touch(touches)
 		return nil, nil
 	case rpcSyncIndex:
-		idx, err := e.leaderSyncIndex()
+		target, commit, term, err := e.leaderSyncIndex()
 		if err != nil {
 			return nil, err
 		}
-		e.nudgeFollowers(e.raft.CommitIndex()) // the syncing follower must learn this commit
 		enc := &enc{}
-		enc.u64(idx)
+		enc.u64(target)
+		enc.u64(commit)
+		enc.u64(term)
 		return enc.b, nil
 	case rpcMembership:
 		return nil, e.applyMembership(payload)
+	case rpcCommitNotice:
+		n, err := decodeCommitNotice(payload)
+		if err != nil {
+			return nil, err
+		}
+		e.noticeCommit(n)
+		return nil, nil
 	}
 	return nil, ErrUnimplemented
-}
-
-// nudgeFollowers makes the leader tell followers about a commit soon.
-// hashicorp/raft sends the commit index only with the next replication, which
-// an idle leader starts after CommitTimeout (50-100ms): a follower whose session
-// wrote index would wait that long to apply its own write. When nothing newer
-// is in the log to carry the commit index, a barrier entry is appended: its
-// replication carries it within one round trip. Requests coalesce.
-func (e *Ensemble) nudgeFollowers(index uint64) {
-	if e.raft.LastIndex() > index {
-		return // a newer entry's replication will carry the commit index
-	}
-	select {
-	case e.nudge <- struct{}{}:
-	default:
-	}
-}
-
-func (e *Ensemble) nudgeLoop() {
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-e.nudge:
-		}
-		if e.raft.State() == raft.Leader {
-			e.await(e.raft.Barrier(e.cfg.TickTime)) // not .Error(): see await
-		}
-	}
 }

@@ -16,16 +16,19 @@ import (
 // Apply is deterministic: it reads no clock, draws no random numbers and never
 // iterates a map where order could leak into the result.
 type fsm struct {
-	mu        sync.RWMutex // guards tree, sessions, applied, appliedCh
-	tree      *tree
-	sessions  map[int64]*sessionEntry
-	applied   uint64        // index of the last entry this FSM has seen (or restored)
-	appliedCh chan struct{} // closed and replaced whenever applied advances
+	mu          sync.RWMutex // guards tree, sessions, applied, appliedTerm, appliedCh
+	tree        *tree
+	sessions    map[int64]*sessionEntry
+	applied     uint64        // index of the last entry this FSM has seen (or restored)
+	appliedTerm uint64        // its term; 0 after a restore (unknown)
+	appliedCh   chan struct{} // closed and replaced whenever applied advances
 
 	watches *watchRegistry
 	// onSessionsEnded is told, outside the lock, which sessions a batch ended.
 	onSessionsEnded func([]endedSession)
-	logger          *slog.Logger
+	// onApplied is called, outside the lock, after every batch.
+	onApplied func()
+	logger    *slog.Logger
 }
 
 // sessionEntry is one row of the replicated session table.
@@ -46,7 +49,7 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(watches *watchRegistry, logger *slog.Logger) *fsm {
 	return &fsm{tree: newTree(), sessions: map[int64]*sessionEntry{}, appliedCh: make(chan struct{}),
-		watches: watches, logger: logger, onSessionsEnded: func([]endedSession) {}}
+		watches: watches, logger: logger, onSessionsEnded: func([]endedSession) {}, onApplied: func() {}}
 }
 
 // Apply applies one log entry; raft calls ApplyBatch instead, this is for the interface.
@@ -60,10 +63,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
 			r := f.applyEntry(l.Index, l.Data, &ended)
+			r.term = l.Term
 			out[i] = r
 		}
 		if l.Index > f.applied {
-			f.applied = l.Index
+			f.applied, f.appliedTerm = l.Index, l.Term
 		}
 	}
 	close(f.appliedCh)
@@ -72,6 +76,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	if len(ended) > 0 {
 		f.onSessionsEnded(ended)
 	}
+	f.onApplied()
 	return out
 }
 
@@ -222,6 +227,14 @@ func (f *fsm) appliedIndex() uint64 {
 	return f.applied
 }
 
+// lastApplied returns the index and term of the last entry applied (term 0
+// when unknown, after a snapshot restore).
+func (f *fsm) lastApplied() (index, term uint64) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied, f.appliedTerm
+}
+
 // waitApplied blocks until the FSM has applied index, or ctx ends.
 func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 	for {
@@ -280,7 +293,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			ended = append(ended, endedSession{id: id, expired: true})
 		}
 	}
-	f.tree, f.sessions, f.applied = st.tree, st.sessions, st.applied
+	f.tree, f.sessions, f.applied, f.appliedTerm = st.tree, st.sessions, st.applied, 0
 	f.watches.catchUp(old, f.tree, int64(oldApplied), int64(f.applied))
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})

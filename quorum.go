@@ -173,14 +173,17 @@ func (e *Ensemble) sync(ctx context.Context) error {
 		case id == "":
 			err = errNoLeader
 		case id == raft.ServerID(e.cfg.ID):
-			target, err = e.leaderSyncIndex()
+			target, _, _, err = e.leaderSyncIndex()
 		default:
 			var out []byte
 			out, err = e.client(addr).Call(ctx, rpcSyncIndex, nil)
 			if err == nil {
 				d := &dec{b: out}
 				target = d.u64()
-				err = d.err
+				commit, term := d.u64(), d.u64()
+				if err = d.err; err == nil {
+					e.noticeCommit(commitNotice{index: commit, term: term, leaderID: id, leaderAddr: addr})
+				}
 			}
 		}
 		if err == nil {
@@ -203,33 +206,35 @@ func (e *Ensemble) sync(ctx context.Context) error {
 	}
 }
 
-// leaderSyncIndex returns the index a syncing replica must reach. Entries the
-// FSM never sees (raft's no-op after an election) are skipped back to the last
-// one it does see, or the replica would wait for an index it never applies.
-func (e *Ensemble) leaderSyncIndex() (uint64, error) {
+// leaderSyncIndex returns the index a syncing replica must reach, and the
+// leader's commit index with its term (the leader's own), for a commit notice.
+// Entries the FSM never sees (raft's no-op after an election) are skipped back
+// to the last one it does see, or the replica would wait for an index it never
+// applies.
+func (e *Ensemble) leaderSyncIndex() (target, commit, term uint64, err error) {
 	if err := e.await(e.raft.VerifyLeader()); err != nil { // not .Error(): see await
-		return 0, errNotLeader
+		return 0, 0, 0, errNotLeader
 	}
-	commit := e.raft.CommitIndex()
+	commit = e.raft.CommitIndex()
 	// Until a new leader has committed an entry of its own term (the no-op
 	// raft appends on election), its commit index may lag writes that its
 	// predecessor already acknowledged: a sync to it could miss them. Refuse
 	// for now; the caller retries (Raft thesis 6.4).
 	var head raft.Log
 	if commit == 0 || e.logs.GetLog(commit, &head) != nil || head.Term != e.raft.CurrentTerm() {
-		return 0, errNotLeader
+		return 0, 0, 0, errNotLeader
 	}
 	for i := commit; i > 0; i-- {
 		var l raft.Log
 		if err := e.logs.GetLog(i, &l); err != nil {
 			// Compacted into a snapshot: everything up to here is in it.
-			return min(i, e.fsm.appliedIndex()), nil
+			return min(i, e.fsm.appliedIndex()), commit, head.Term, nil
 		}
 		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
-			return i, nil
+			return i, commit, head.Term, nil
 		}
 	}
-	return 0, nil
+	return 0, commit, head.Term, nil
 }
 
 // Membership changes. Each is forwarded to the leader when needed and returns
