@@ -36,10 +36,10 @@ type mnode struct {
 
 func newModel() *model {
 	m := &model{nodes: map[string]*mnode{}, sessions: map[int64]bool{}}
-	m.nodes["/"] = &mnode{cversion: -1, children: map[string]bool{zookeeperPath: true}}
-	m.nodes[zookeeperPath] = &mnode{cversion: -2, children: map[string]bool{quotaPath: true, configPath: true}}
+	m.nodes["/"] = &mnode{data: []byte{}, cversion: -1, children: map[string]bool{zookeeperPath: true}}
+	m.nodes[zookeeperPath] = &mnode{data: []byte{}, cversion: -2, children: map[string]bool{quotaPath: true, configPath: true}}
 	m.nodes[quotaPath] = &mnode{data: []byte{}, children: map[string]bool{}}
-	m.nodes[configPath] = &mnode{data: []byte{}, readOnly: true, children: map[string]bool{}}
+	m.nodes[configPath] = &mnode{data: []byte{}, aversion: -1, readOnly: true, children: map[string]bool{}}
 	return m
 }
 
@@ -123,7 +123,7 @@ func (m *model) op(op Op, session, zxid, now int64) OpResult {
 		if validatePath(probe) != nil || len(o.Data) > MaxDataSize {
 			return OpResult{Err: ErrBadArguments}
 		}
-		if o.Path == "/" {
+		if o.Path == "/" && !seq {
 			return OpResult{Err: ErrNodeExists}
 		}
 		parent := m.nodes[modelParent(probe)]

@@ -173,13 +173,16 @@ type undoEntry struct {
 
 func newTree() *tree {
 	t := &tree{nodes: btree.NewG(32, lessZnode)}
-	root := &znode{path: "/", acl: internACL(OpenACL), numChildren: 1}
+	// ZooKeeper creates / and /zookeeper with empty (not null) data.
+	root := &znode{path: "/", acl: internACL(OpenACL), numChildren: 1, data: []byte{}}
 	root.setKey()
-	zk := &znode{path: zookeeperPath, acl: internACL(OpenACL), numChildren: 2}
+	zk := &znode{path: zookeeperPath, acl: internACL(OpenACL), numChildren: 2, data: []byte{}}
 	zk.setKey()
 	quota := &znode{path: quotaPath, acl: internACL(OpenACL), data: []byte{}}
 	quota.setKey()
-	config := &znode{path: configPath, acl: internACL(ReadACL), data: []byte{}}
+	// ZooKeeper 3.8 serves aversion -1 for /zookeeper/config (its ACL is set
+	// at startup without counting as a change).
+	config := &znode{path: configPath, acl: internACL(ReadACL), data: []byte{}, aversion: -1}
 	config.setKey()
 	for _, n := range []*znode{root, zk, quota, config} {
 		t.nodes.ReplaceOrInsert(n)
@@ -187,7 +190,13 @@ func newTree() *tree {
 	return t
 }
 
+// get returns the node at path, or nil. Any string is safe here (a path a
+// client sent unchecked, as in setWatches, finds nothing): keys are only ever
+// built for paths that start with "/".
 func (t *tree) get(path string) *znode {
+	if path == "" || path[0] != '/' {
+		return nil
+	}
 	return withKey(path, func(k *znode) *znode {
 		n, _ := t.nodes.Get(k)
 		return n
@@ -303,8 +312,8 @@ func (t *tree) create(x *txnCtx, r createReq) (*znode, error) {
 	if err := validatePath(check); err != nil {
 		return nil, err
 	}
-	if r.path == "/" {
-		return nil, ErrNodeExists
+	if r.path == "/" && !r.mode.sequential() {
+		return nil, ErrNodeExists // a sequential "/" names a child of the root: "/0000000000"
 	}
 	if len(r.data) > MaxDataSize {
 		return nil, fmt.Errorf("%w: data is %d bytes, limit %d", ErrBadArguments, len(r.data), MaxDataSize)

@@ -2,6 +2,7 @@ package zoo
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -133,8 +134,8 @@ func TestTreeInitialState(t *testing.T) {
 	}{
 		// ZooKeeper serves these quirky cversions on a fresh server: the
 		// built-in children were never counted as creates.
-		{"/", -1, 1, nil, OpenACL},
-		{zookeeperPath, -2, 2, nil, OpenACL},
+		{"/", -1, 1, []byte{}, OpenACL},
+		{zookeeperPath, -2, 2, []byte{}, OpenACL},
 		{quotaPath, 0, 0, []byte{}, OpenACL},
 		{configPath, 0, 0, []byte{}, ReadACL},
 	}
@@ -782,6 +783,32 @@ func TestCreateModeString(t *testing.T) {
 	} {
 		if got := m.String(); got != want {
 			t.Errorf("%d: %s, want %s", int32(m), got, want)
+		}
+	}
+}
+
+// A sequential create of "/" names a child of the root, as in ZooKeeper
+// (checked against 3.8 in zkwire's TestBuiltinNodesMatchZooKeeper); a plain
+// create of "/" finds it existing.
+func TestCreateSequentialUnderRoot(t *testing.T) {
+	h := newTestFSM(t)
+	if res := h.do(0, nil, CreateOp{Path: "/"}); !errors.Is(res.Err, ErrNodeExists) {
+		t.Fatalf("create / = %v, want ErrNodeExists", res.Err)
+	}
+	for _, want := range []string{"/0000000000", "/0000000001"} {
+		if got := h.mustDo(CreateOp{Path: "/", Mode: ModePersistentSequential}).Path; got != want {
+			t.Fatalf("sequential create of / = %q, want %q", got, want)
+		}
+	}
+}
+
+// Lookups take any string: a path a client sent unchecked finds nothing
+// instead of crashing the replica (setWatches passes paths as they come).
+func TestGetAnyString(t *testing.T) {
+	h := newTestFSM(t)
+	for _, p := range []string{"", "x", "zookeeper", "a/b", "\x00"} {
+		if n := h.f.tree.get(p); n != nil {
+			t.Errorf("get(%q) = %s", p, n.path)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -88,6 +89,18 @@ func (c *conn) session() *zoo.Session {
 func (c *conn) established() bool { return c.session() != nil }
 
 // close closes the connection now, dropping unsent output. Idempotent.
+// survive turns a panic while serving this connection into a logged error
+// and a closed connection: one bad request must not take down the replica,
+// nor the process embedding it. Deferred by every goroutine that serves
+// requests.
+func (c *conn) survive() {
+	if v := recover(); v != nil {
+		c.srv.log.Error("zkwire: panic serving a request; connection closed",
+			"remote", c.remote, "panic", v, "stack", string(debug.Stack()))
+		c.close()
+	}
+}
+
 func (c *conn) close() {
 	c.mu.Lock()
 	if c.closed {
@@ -245,6 +258,7 @@ var errFrameLength = errors.New("zkwire: frame length out of range")
 func (c *conn) readLoop() {
 	defer c.srv.wg.Done()
 	defer c.cleanup()
+	defer c.survive()
 	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	var first [4]byte
 	if _, err := io.ReadFull(c.br, first[:]); err != nil {

@@ -57,7 +57,12 @@ func (c *conn) startWrite(frame []byte) bool {
 	go func() {
 		defer c.srv.wg.Done()
 		defer func() { <-p.slots }()
-		reply, then := c.serve(ctx, frame)
+		var reply []byte
+		then := closeNow // unless serve returns
+		func() {
+			defer c.survive()
+			reply, then = c.serve(ctx, frame)
+		}()
 		release()
 		if prev != nil {
 			<-prev
