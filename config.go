@@ -23,15 +23,17 @@ type Config struct {
 	BindAddr string
 	// AdvertiseAddr is the address other replicas dial; default: the bound address.
 	AdvertiseAddr string
-	// Peers lists the initial members, this replica included, when bootstrapping a
-	// fresh Dir. Every member must be given the same list. Ignored when Dir already
-	// holds state. Empty: a one-replica ensemble of this replica.
+	// Peers lists the initial members, this replica included (at the address it
+	// advertises), when bootstrapping a fresh Dir; at least one must vote. Every
+	// member must be given the same list. Ignored when Dir already holds state.
+	// Empty: a one-replica ensemble of this replica.
 	Peers []Peer
 	// Join starts a fresh replica without bootstrapping: it waits to be added by
 	// [Ensemble.AddVoter] or [Ensemble.AddObserver] on a member.
 	Join bool
 	// Transport overrides how replicas reach each other (zootest uses an
-	// in-memory one). Default: TCP on BindAddr.
+	// in-memory one); BindAddr and AdvertiseAddr must then be empty. Default:
+	// TCP on BindAddr.
 	Transport Transport
 
 	// TickTime is the base time unit, as ZooKeeper's tickTime. Default 2s. Raft's
@@ -128,7 +130,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	seen, seenAddr := map[string]bool{}, map[string]bool{}
-	self := false
+	self, voter := false, false
 	for i, p := range cfg.Peers {
 		field := fmt.Sprintf("Peers[%d]", i)
 		if p.ID == "" || p.Addr == "" {
@@ -146,6 +148,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		if p.ID == cfg.ID {
 			self = true
 		}
+		voter = voter || !p.Observer
+	}
+	if len(cfg.Peers) > 0 && !voter {
+		return cfg, &ConfigError{"Peers", "needs at least one voting member: all are observers"}
 	}
 	if len(cfg.Peers) > 0 && !self && !cfg.Join {
 		return cfg, &ConfigError{"Peers", fmt.Sprintf("does not include this replica's ID %q", cfg.ID)}
@@ -158,6 +164,15 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Join && cfg.BindAddr == "" && cfg.Transport == nil {
 		return cfg, &ConfigError{"BindAddr", "required to join an ensemble"}
+	}
+	if cfg.Transport != nil && cfg.BindAddr != "" {
+		return cfg, &ConfigError{"BindAddr", "contradicts Transport: a custom transport decides addresses"}
+	}
+	if cfg.Transport != nil && cfg.AdvertiseAddr != "" {
+		return cfg, &ConfigError{"AdvertiseAddr", "contradicts Transport: a custom transport decides addresses"}
+	}
+	if cfg.AdvertiseAddr != "" && cfg.BindAddr == "" {
+		return cfg, &ConfigError{"AdvertiseAddr", "needs BindAddr: without it the replica does not listen"}
 	}
 	if cfg.SuperDigest != "" {
 		if _, err := fixupACL([]ACL{{PermAll, ID{"digest", cfg.SuperDigest}}}, nil); err != nil {

@@ -164,6 +164,13 @@ func (e *Ensemble) open() error {
 	// that started first: their leader may already have replicated to us,
 	// and the bootstrap then fails with "bootstrap only works on new clusters".
 	if !existing && !cfg.Join {
+		local := string(e.transport.Raft().LocalAddr())
+		for i, p := range cfg.Peers {
+			if p.ID == cfg.ID && p.Addr != local {
+				return &ConfigError{fmt.Sprintf("Peers[%d]", i), fmt.Sprintf(
+					"lists this replica at %q but it advertises %q: the other members could not reach it", p.Addr, local)}
+			}
+		}
 		peers := cfg.Peers
 		if len(peers) == 0 {
 			peers = []Peer{{ID: cfg.ID, Addr: string(e.transport.Raft().LocalAddr())}}

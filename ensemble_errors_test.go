@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/memnet"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -304,6 +305,14 @@ func TestConfigErrors(t *testing.T) {
 		{"Peers without BindAddr", zoo.Config{ID: "1", Peers: peers}, "BindAddr"},
 		{"negative SnapshotsRetained", zoo.Config{SnapshotsRetained: -1}, "SnapshotsRetained"},
 		{"bad SuperDigest", zoo.Config{SuperDigest: "not a digest"}, "SuperDigest"},
+		{"only observers", zoo.Config{ID: "1", BindAddr: "127.0.0.1:0",
+			Peers: []zoo.Peer{{ID: "1", Addr: "127.0.0.1:7001", Observer: true}}}, "Peers"},
+		{"AdvertiseAddr without BindAddr", zoo.Config{AdvertiseAddr: "127.0.0.1:7001"}, "AdvertiseAddr"},
+		{"BindAddr with a custom Transport", zoo.Config{BindAddr: "127.0.0.1:0", Transport: memTransport(t)}, "BindAddr"},
+		{"AdvertiseAddr with a custom Transport", zoo.Config{AdvertiseAddr: "127.0.0.1:7001", Transport: memTransport(t)}, "AdvertiseAddr"},
+		// Bound to a free port, listed at another: the check needs the address it got.
+		{"self listed at another address", zoo.Config{ID: "1", Dir: t.TempDir(), BindAddr: "127.0.0.1:0",
+			Peers: []zoo.Peer{{ID: "1", Addr: "127.0.0.1:7001"}, {ID: "2", Addr: "127.0.0.1:7002"}}}, "Peers[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e, err := zoo.Open(tc.cfg)
@@ -405,4 +414,15 @@ func TestCloseEndsInflightWrites(t *testing.T) {
 			}
 		}
 	}
+}
+
+// memTransport is an in-memory transport no other replica shares.
+func memTransport(t *testing.T) zoo.Transport {
+	t.Helper()
+	ep, err := memnet.New().Endpoint("zoo-alone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ep.Close() })
+	return ep
 }
