@@ -146,7 +146,13 @@ type PathError struct {
 	Err  error
 }
 
-func (e *PathError) Error() string { return e.Op + " " + e.Path + ": " + e.Err.Error() }
+// Error reads "op path: reason" ("op: reason" for a multi as a whole).
+func (e *PathError) Error() string {
+	if e.Path == "" {
+		return e.Op + ": " + e.Err.Error()
+	}
+	return e.Op + " " + e.Path + ": " + e.Err.Error()
+}
 func (e *PathError) Unwrap() error { return e.Err }
 
 func pathErr(op, path string, err error) error {

@@ -391,10 +391,10 @@ type ReadResult struct {
 // (ZooKeeper's multiRead; reads are independent: one failing does not fail the rest).
 func (s *Session) MultiRead(ctx context.Context, ops ...ReadOp) ([]ReadResult, error) {
 	if err := s.live(); err != nil {
-		return nil, err
+		return nil, pathErr("multiRead", "", err)
 	}
 	if !s.readOnly && !s.e.serving() {
-		return nil, ErrNotServing
+		return nil, pathErr("multiRead", "", ErrNotServing)
 	}
 	ids := s.authIDs()
 	out := make([]ReadResult, len(ops))

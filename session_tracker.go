@@ -198,14 +198,17 @@ func (e *Ensemble) reapLoop() {
 		}
 		now := time.Now().UnixMilli()
 		var due []string
-		e.fsm.mu.RLock()
-		e.fsm.tree.nodes.Ascend(func(n *znode) bool {
+		// Scan a copy-on-write clone (O(1) to take, under the write lock as
+		// btree's Clone requires), so a big tree's scan never holds applies up.
+		e.fsm.mu.Lock()
+		nodes := e.fsm.tree.nodes.Clone()
+		e.fsm.mu.Unlock()
+		nodes.Ascend(func(n *znode) bool {
 			if n.reapable(now) {
 				due = append(due, n.path)
 			}
 			return len(due) < 10000 // ZooKeeper's default znode.container.maxPerMinute
 		})
-		e.fsm.mu.RUnlock()
 		for _, p := range due {
 			ctx, cancel := context.WithTimeout(e.ctx, 10*e.cfg.TickTime)
 			_, err := e.applyAsLeader(ctx, encodeCommand(&command{op: opReap, path: p}))
