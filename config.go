@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -108,6 +109,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, &ConfigError{"MaxSessionTimeout", fmt.Sprintf("bounds [%v, %v] are contradictory",
 			cfg.MinSessionTimeout, cfg.MaxSessionTimeout)}
 	}
+	if maxMs := time.Duration(math.MaxInt32) * time.Millisecond; cfg.MaxSessionTimeout > maxMs {
+		// Sessions carry their timeout as ZooKeeper does, in int32 milliseconds.
+		return cfg, &ConfigError{"MaxSessionTimeout", fmt.Sprintf("%v is above ZooKeeper's limit of %v", cfg.MaxSessionTimeout, maxMs)}
+	}
 	if cfg.MinSessionTimeout < cfg.TickTime {
 		return cfg, &ConfigError{"MinSessionTimeout", "must be at least one TickTime"}
 	}
@@ -182,7 +187,8 @@ func (cfg Config) withDefaults() (Config, error) {
 	return cfg, nil
 }
 
-// clampTimeout negotiates a session timeout into the configured bounds.
+// clampTimeout negotiates a session timeout into the configured bounds, in
+// whole milliseconds as sessions carry it.
 func (cfg *Config) clampTimeout(d time.Duration) time.Duration {
-	return min(max(d, cfg.MinSessionTimeout), cfg.MaxSessionTimeout)
+	return min(max(d, cfg.MinSessionTimeout), cfg.MaxSessionTimeout).Truncate(time.Millisecond)
 }

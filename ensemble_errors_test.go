@@ -305,6 +305,7 @@ func TestConfigErrors(t *testing.T) {
 		{"Peers without BindAddr", zoo.Config{ID: "1", Peers: peers}, "BindAddr"},
 		{"negative SnapshotsRetained", zoo.Config{SnapshotsRetained: -1}, "SnapshotsRetained"},
 		{"bad SuperDigest", zoo.Config{SuperDigest: "not a digest"}, "SuperDigest"},
+		{"MaxSessionTimeout beyond int32 milliseconds", zoo.Config{MaxSessionTimeout: 30 * 24 * time.Hour}, "MaxSessionTimeout"},
 		{"only observers", zoo.Config{ID: "1", BindAddr: "127.0.0.1:0",
 			Peers: []zoo.Peer{{ID: "1", Addr: "127.0.0.1:7001", Observer: true}}}, "Peers"},
 		{"AdvertiseAddr without BindAddr", zoo.Config{AdvertiseAddr: "127.0.0.1:7001"}, "AdvertiseAddr"},

@@ -127,9 +127,9 @@ type controlStatus struct {
 
 func (c *controlServer) handler() http.Handler {
 	mux := http.NewServeMux()
-	// POST /create?path=P, body = data: a persistent create. 200 only after
-	// zoo returned success; 409 node exists; 503 anything else.
-	mux.HandleFunc("POST /create", func(w http.ResponseWriter, r *http.Request) {
+	// Writes answer 200 only after zoo returned success; 409 node exists, 404
+	// no node; 503 anything else (the outcome may be unknown).
+	write := func(w http.ResponseWriter, r *http.Request, op func(context.Context, *zoo.Session, []byte) error) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		data, err := io.ReadAll(r.Body)
@@ -139,16 +139,50 @@ func (c *controlServer) handler() http.Handler {
 		}
 		s, err := c.session(ctx)
 		if err == nil {
-			_, err = s.Create(ctx, r.URL.Query().Get("path"), data, zoo.ModePersistent, nil)
+			err = op(ctx, s, data)
 		}
 		switch {
 		case err == nil:
 			w.WriteHeader(http.StatusOK)
 		case errors.Is(err, zoo.ErrNodeExists):
 			http.Error(w, err.Error(), http.StatusConflict)
+		case errors.Is(err, zoo.ErrNoNode):
+			http.Error(w, err.Error(), http.StatusNotFound)
 		default:
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
+	}
+	// POST /create?path=P, body = data: a persistent create.
+	mux.HandleFunc("POST /create", func(w http.ResponseWriter, r *http.Request) {
+		write(w, r, func(ctx context.Context, s *zoo.Session, data []byte) error {
+			_, err := s.Create(ctx, r.URL.Query().Get("path"), data, zoo.ModePersistent, nil)
+			return err
+		})
+	})
+	// POST /set?path=P, body = data: setData, any version.
+	mux.HandleFunc("POST /set", func(w http.ResponseWriter, r *http.Request) {
+		write(w, r, func(ctx context.Context, s *zoo.Session, data []byte) error {
+			_, err := s.Set(ctx, r.URL.Query().Get("path"), data, -1)
+			return err
+		})
+	})
+	// POST /delete?path=P: delete, any version.
+	mux.HandleFunc("POST /delete", func(w http.ResponseWriter, r *http.Request) {
+		write(w, r, func(ctx context.Context, s *zoo.Session, _ []byte) error {
+			return s.Delete(ctx, r.URL.Query().Get("path"), -1)
+		})
+	})
+	// POST /multi?path=A&path=B..., body = data: one multi creating every
+	// path as a persistent node with that data.
+	mux.HandleFunc("POST /multi", func(w http.ResponseWriter, r *http.Request) {
+		write(w, r, func(ctx context.Context, s *zoo.Session, data []byte) error {
+			var ops []zoo.Op
+			for _, p := range r.URL.Query()["path"] {
+				ops = append(ops, zoo.CreateOp{Path: p, Data: data})
+			}
+			_, err := s.Multi(ctx, ops...)
+			return err
+		})
 	})
 	// POST /sync: catch this replica up with the leader.
 	mux.HandleFunc("POST /sync", func(w http.ResponseWriter, r *http.Request) {
@@ -180,14 +214,14 @@ func (c *controlServer) handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	})
-	// GET /dump?path=P: JSON {child path: data} of P's children, read from
-	// this replica's local tree in one consistent view.
+	// GET /dump?path=P: JSON {child path: {Data, Version}} of P's children,
+	// read from this replica's local tree.
 	mux.HandleFunc("GET /dump", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
 		parent := r.URL.Query().Get("path")
 		s, err := c.session(ctx)
-		var out map[string]string
+		var out map[string]dumpNode
 		if err == nil {
 			out, err = dumpChildren(ctx, s, parent)
 		}
@@ -210,13 +244,19 @@ func (c *controlServer) handler() http.Handler {
 	return mux
 }
 
-func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[string]string, error) {
+// dumpNode is what a dump shows of one node.
+type dumpNode struct {
+	Data    string
+	Version int32
+}
+
+func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[string]dumpNode, error) {
 	res, err := s.MultiRead(ctx, zoo.GetChildrenOp{Path: parent})
 	if err != nil {
 		return nil, err
 	}
 	if errors.Is(res[0].Err, zoo.ErrNoNode) {
-		return map[string]string{}, nil // so a lost parent reports every write as missing
+		return map[string]dumpNode{}, nil // so a lost parent reports every write as missing
 	}
 	if res[0].Err != nil {
 		return nil, res[0].Err
@@ -230,12 +270,12 @@ func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(res))
+	out := make(map[string]dumpNode, len(res))
 	for i, r := range res {
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		out[ops[i].(zoo.GetDataOp).Path] = string(r.Data)
+		out[ops[i].(zoo.GetDataOp).Path] = dumpNode{Data: string(r.Data), Version: r.Stat.Version}
 	}
 	return out, nil
 }
@@ -466,28 +506,175 @@ func (pc *processCluster) checkLogs() {
 	}
 }
 
-// ackLog records the writes whose success the test saw.
-type ackLog struct {
-	mu    sync.Mutex // guards acked
-	acked map[string]string
-
-	count    atomic.Int64
-	unknown  atomic.Int64 // transport errors, timeouts, 5xx: may or may not have committed
-	conflict atomic.Int64 // 409: the path already existed (a write applied twice?)
+// nodeState is one state a load node may be found in after the crash.
+type nodeState struct {
+	Exists  bool
+	Data    string
+	Version int32
 }
 
-func (a *ackLog) ack(path, data string) {
-	a.mu.Lock()
-	a.acked[path] = data
-	a.mu.Unlock()
-	a.count.Add(1)
+var absentNode = nodeState{}
+
+// loadKinds are the kinds of write in the load, as the ledger counts them.
+var loadKinds = []string{"create", "set", "delete", "multi"}
+
+// ledger records every write of the load and what it allows the final state
+// of each node to be.
+type ledger struct {
+	mu       sync.Mutex             // guards allowed, pairs, anomaly, acked, attempts
+	allowed  map[string][]nodeState // for every node any write touched: the states it may end in
+	pairs    [][]string             // the paths of every multi attempted: all exist or none
+	anomaly  []string               // acknowledged state found wrong while the load ran
+	acked    map[string]int         // by kind
+	attempts map[string]int         // by kind
+
+	count    atomic.Int64 // acknowledged writes of any kind
+	unknown  atomic.Int64 // transport errors, timeouts, 5xx: may or may not have committed
+	conflict atomic.Int64 // 409 on a fresh path (a write applied twice?)
+}
+
+func newLedger() *ledger {
+	return &ledger{allowed: map[string][]nodeState{}, acked: map[string]int{}, attempts: map[string]int{}}
+}
+
+// outcome is what a control request's result says of its write:
+// acknowledged, unknown (it may or may not have committed), or refused by
+// zoo (404 no node, 409 node exists: it did not commit).
+type outcome int
+
+const (
+	outcomeAcked outcome = iota
+	outcomeUnknown
+	outcomeRefused
+)
+
+func (l *ledger) classify(code int, err error) outcome {
+	switch {
+	case err == nil && code == http.StatusOK:
+		l.count.Add(1)
+		return outcomeAcked
+	case err == nil && (code == http.StatusConflict || code == http.StatusNotFound):
+		return outcomeRefused
+	default:
+		l.unknown.Add(1)
+		return outcomeUnknown
+	}
+}
+
+// record sets the states path may end in ("" for none), and counts one
+// write of kind ("" for none).
+func (l *ledger) record(kind string, o outcome, path string, states ...nodeState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if kind != "" {
+		l.attempts[kind]++
+		if o == outcomeAcked {
+			l.acked[kind]++
+		}
+	}
+	if path != "" {
+		l.allowed[path] = states
+	}
+}
+
+func (l *ledger) recordPair(paths []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pairs = append(l.pairs, paths)
+}
+
+func (l *ledger) anomalyf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.anomaly = append(l.anomaly, fmt.Sprintf(format, args...))
+}
+
+// runWriter is one load writer on replica p until ctx ends or p is killed.
+// It cycles through creates, setData and deletes of nodes it created (each
+// node changed at most once, so every outcome leaves a known set of possible
+// states) and two-node multis.
+func runWriter(ctx context.Context, pc *processCluster, p *replicaProc, w int, l *ledger) {
+	var mine []string           // acknowledged creates not yet set or deleted
+	made := map[string]string{} // data of the nodes in mine
+	take := func() string {
+		path := mine[0]
+		mine = mine[1:]
+		return path
+	}
+	for seq := 0; ctx.Err() == nil && p.alive.Load(); seq++ {
+		base := fmt.Sprintf("/load/r%s-w%d-%06d", p.spec.ID, w, seq)
+		switch kind := seq % 6; {
+		case kind == 2 && len(mine) > 0:
+			path := take()
+			old, data := made[path], "set of "+path
+			code, _, err := pc.do(ctx, http.MethodPost, p, "set", url.Values{"path": {path}}, data)
+			switch o := l.classify(code, err); o {
+			case outcomeAcked:
+				l.record("set", o, path, nodeState{true, data, 1})
+			case outcomeUnknown:
+				l.record("set", o, path, nodeState{true, old, 0}, nodeState{true, data, 1})
+			default:
+				l.anomalyf("set of acknowledged %s: status %d", path, code)
+				l.record("set", o, "")
+			}
+		case kind == 4 && len(mine) > 0:
+			path := take()
+			code, _, err := pc.do(ctx, http.MethodPost, p, "delete", url.Values{"path": {path}}, "")
+			switch o := l.classify(code, err); o {
+			case outcomeAcked:
+				l.record("delete", o, path, absentNode)
+			case outcomeUnknown:
+				l.record("delete", o, path, nodeState{true, made[path], 0}, absentNode)
+			default:
+				l.anomalyf("delete of acknowledged %s: status %d", path, code)
+				l.record("delete", o, "")
+			}
+		case kind == 5:
+			paths := []string{base + "-a", base + "-b"}
+			data := "multi of " + base
+			l.recordPair(paths)
+			code, _, err := pc.do(ctx, http.MethodPost, p, "multi", url.Values{"path": paths}, data)
+			o := l.classify(code, err)
+			if o == outcomeRefused {
+				l.conflict.Add(1)
+			}
+			for i, path := range paths {
+				kind := ""
+				if i == 0 {
+					kind = "multi" // count the multi once
+				}
+				if o == outcomeAcked {
+					l.record(kind, o, path, nodeState{true, data, 0})
+				} else {
+					l.record(kind, o, path, nodeState{true, data, 0}, absentNode)
+				}
+			}
+		default:
+			path, data := base, "data of "+base
+			code, _, err := pc.do(ctx, http.MethodPost, p, "create", url.Values{"path": {path}}, data)
+			switch o := l.classify(code, err); o {
+			case outcomeAcked:
+				l.record("create", o, path, nodeState{true, data, 0})
+				mine = append(mine, path)
+				made[path] = data
+			default:
+				if o == outcomeRefused {
+					l.conflict.Add(1)
+				}
+				l.record("create", o, path, nodeState{true, data, 0}, absentNode)
+			}
+		}
+	}
 }
 
 // TestProcessCrashDurability runs a 3-replica ensemble as 3 OS processes over
 // TCP with bbolt data dirs, SIGKILLs the leader in the middle of a concurrent
-// write load, keeps writing through the survivors, SIGKILLs everything,
-// restarts all three from their dirs and checks that every acknowledged write
-// is on every replica.
+// write load (creates, setData, deletes and multis), keeps writing through
+// the survivors, SIGKILLs everything, restarts all three from their dirs and
+// checks that every replica holds every acknowledged write (created nodes
+// with their data, set nodes with the new data and version 1, deleted nodes
+// gone, both nodes of a multi), that a write of unknown outcome left one of
+// its possible states (a multi all or nothing), and that all replicas agree.
 func TestProcessCrashDurability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns replica processes; skipped with -short")
@@ -518,7 +705,7 @@ func TestProcessCrashDurability(t *testing.T) {
 		return err == nil && (code == http.StatusOK || code == http.StatusConflict)
 	})
 
-	acks := &ackLog{acked: map[string]string{}}
+	acks := newLedger()
 	loadCtx, stopLoad := context.WithCancel(context.Background())
 	var writers sync.WaitGroup
 	defer func() {
@@ -530,19 +717,7 @@ func TestProcessCrashDurability(t *testing.T) {
 			writers.Add(1)
 			go func() {
 				defer writers.Done()
-				for seq := 0; loadCtx.Err() == nil && p.alive.Load(); seq++ {
-					path := fmt.Sprintf("/load/r%s-w%d-%06d", p.spec.ID, w, seq)
-					data := "data of " + path
-					code, _, err := pc.do(loadCtx, http.MethodPost, p, "create", url.Values{"path": {path}}, data)
-					switch {
-					case err == nil && code == http.StatusOK:
-						acks.ack(path, data)
-					case err == nil && code == http.StatusConflict:
-						acks.conflict.Add(1)
-					default:
-						acks.unknown.Add(1)
-					}
-				}
+				runWriter(loadCtx, pc, p, w, acks)
 			}()
 		}
 	}
@@ -569,23 +744,33 @@ func TestProcessCrashDurability(t *testing.T) {
 	logf("%d acknowledged writes after the kill", acks.count.Load()-killedAt)
 
 	// Crash everything with writes still in flight, then stop the writers:
-	// those in flight now end with an unknown outcome and are not counted.
+	// those in flight now end with an unknown outcome.
 	for _, p := range survivors {
 		pc.kill(p)
 	}
 	stopLoad()
 	writers.Wait()
-	logf("killed all; acknowledged %d writes; %d unknown outcomes; %d conflicts",
-		acks.count.Load(), acks.unknown.Load(), acks.conflict.Load())
+	logf("killed all; acknowledged %d writes %v of %v attempted; %d unknown outcomes; %d conflicts",
+		acks.count.Load(), acks.acked, acks.attempts, acks.unknown.Load(), acks.conflict.Load())
+	for _, a := range acks.anomaly {
+		t.Errorf("during the load: %s", a)
+	}
+	for _, kind := range loadKinds {
+		// The load is a few hundred writes of each kind: a kind with none
+		// acknowledged would make its checks below vacuous.
+		if acks.acked[kind] < 20 {
+			t.Errorf("only %d %s writes acknowledged, want at least 20", acks.acked[kind], kind)
+		}
+	}
 
 	for _, p := range pc.procs {
 		pc.start(p)
 	}
 	logf("restarted; leader %s elected", pc.waitLeader(pc.procs, phaseTimeout).spec.ID)
 
-	var dumps []map[string]string
+	var dumps []map[string]dumpNode
 	for _, p := range pc.procs {
-		var dump map[string]string
+		var dump map[string]dumpNode
 		pc.poll(phaseTimeout, "sync and dump of replica "+p.spec.ID, func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -605,25 +790,11 @@ func TestProcessCrashDurability(t *testing.T) {
 
 	for i, dump := range dumps {
 		id := pc.procs[i].spec.ID
-		var missing, wrong []string
-		for path, data := range acks.acked {
-			got, ok := dump[path]
-			switch {
-			case !ok:
-				missing = append(missing, path)
-			case got != data:
-				wrong = append(wrong, path)
-			}
+		if bad := checkDump(acks, dump); len(bad) > 0 {
+			t.Errorf("replica %s: %d nodes in a state no acknowledged or unknown write allows, e.g.\n%s",
+				id, len(bad), strings.Join(bad[:min(10, len(bad))], "\n"))
 		}
-		slices.Sort(missing)
-		slices.Sort(wrong)
-		if len(missing) > 0 {
-			t.Errorf("replica %s lost %d of %d acknowledged writes, e.g. %v", id, len(missing), len(acks.acked), missing[:min(5, len(missing))])
-		}
-		if len(wrong) > 0 {
-			t.Errorf("replica %s has wrong data in %d acknowledged writes, e.g. %v", id, len(wrong), wrong[:min(5, len(wrong))])
-		}
-		logf("replica %s holds %d load nodes (%d acknowledged)", id, len(dump), len(acks.acked))
+		logf("replica %s holds %d load nodes", id, len(dump))
 	}
 	// Synced with no writes running, all replicas must hold the same nodes,
 	// including the same choice for every write of unknown outcome.
@@ -634,8 +805,110 @@ func TestProcessCrashDurability(t *testing.T) {
 	}
 }
 
+// TestProcessDirLocked: a data dir held by a live replica in another process
+// makes Open fail fast with ErrDirLocked (bbolt's flock is per process, so
+// TestOpenLockedDir's one-process case does not show this), the holder is
+// unaffected, and once the holder is gone (SIGKILL: no clean release) the
+// dir opens again with the holder's data.
+func TestProcessDirLocked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a replica process; skipped with -short")
+	}
+	pc := newProcessCluster(t, 1, 100*time.Millisecond)
+	holder := pc.procs[0]
+	pc.start(holder) // its control server listens only after Open succeeded
+	pc.waitLeader(pc.procs, 60*time.Second)
+	pc.poll(60*time.Second, "/held created by the holder", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		code, _, err := pc.do(ctx, http.MethodPost, holder, "create", url.Values{"path": {"/held"}}, "by the holder")
+		return err == nil && (code == http.StatusOK || code == http.StatusConflict)
+	})
+
+	cfg := zoo.Config{ID: holder.spec.ID, Dir: holder.spec.Dir, BindAddr: holder.spec.Bind, Peers: holder.spec.Peers,
+		TickTime: holder.spec.TickTime}
+	type result struct {
+		e   *zoo.Ensemble
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		e, err := zoo.Open(cfg)
+		done <- result{e, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err == nil {
+			r.e.Close()
+			t.Fatal("Open of a dir held by another process succeeded")
+		}
+		if !errors.Is(r.err, zoo.ErrDirLocked) {
+			t.Fatalf("Open of a dir held by another process: %v, want ErrDirLocked", r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Open of a dir held by another process hangs")
+	}
+
+	// The holder is unaffected.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if code, body, err := pc.do(ctx, http.MethodGet, holder, "get", url.Values{"path": {"/held"}}, ""); err != nil ||
+		code != http.StatusOK || body != "by the holder" {
+		t.Fatalf("holder after the refused Open: %d %q %v", code, body, err)
+	}
+
+	pc.kill(holder)
+	e, err := zoo.Open(cfg)
+	if err != nil {
+		t.Fatalf("Open after the holder died: %v", err)
+	}
+	defer e.Close()
+	var data []byte
+	pc.poll(30*time.Second, "/held read after reopening", func() bool {
+		s, err := e.NewSession(ctx)
+		if err != nil {
+			return false
+		}
+		defer s.Close(ctx)
+		data, _, err = s.Get(ctx, "/held")
+		return err == nil
+	})
+	if string(data) != "by the holder" {
+		t.Fatalf("/held after reopening: %q", data)
+	}
+}
+
+// checkDump returns, sorted, a description of every node of dump whose state
+// the ledger does not allow, and of every multi that was applied in part.
+func checkDump(l *ledger, dump map[string]dumpNode) []string {
+	var bad []string
+	for path, allowed := range l.allowed {
+		got := absentNode
+		if n, ok := dump[path]; ok {
+			got = nodeState{true, n.Data, n.Version}
+		}
+		if !slices.Contains(allowed, got) {
+			bad = append(bad, fmt.Sprintf("%s is %+v, want one of %+v", path, got, allowed))
+		}
+	}
+	for path := range dump {
+		if _, ok := l.allowed[path]; !ok {
+			bad = append(bad, path+" exists but no write created it")
+		}
+	}
+	for _, pair := range l.pairs {
+		_, a := dump[pair[0]]
+		_, b := dump[pair[1]]
+		if a != b {
+			bad = append(bad, fmt.Sprintf("multi applied in part: %s exists %v, %s exists %v", pair[0], a, pair[1], b))
+		}
+	}
+	slices.Sort(bad)
+	return bad
+}
+
 // diffKeys describes how two dumps differ, or returns "".
-func diffKeys(a, b map[string]string) string {
+func diffKeys(a, b map[string]dumpNode) string {
 	var onlyA, onlyB, differ []string
 	for k, v := range a {
 		if w, ok := b[k]; !ok {
@@ -655,6 +928,6 @@ func diffKeys(a, b map[string]string) string {
 	slices.Sort(onlyA)
 	slices.Sort(onlyB)
 	slices.Sort(differ)
-	return fmt.Sprintf("%d only in the first %v; %d only in the second %v; %d with different data %v",
+	return fmt.Sprintf("%d only in the first %v; %d only in the second %v; %d with different data or version %v",
 		len(onlyA), onlyA[:min(5, len(onlyA))], len(onlyB), onlyB[:min(5, len(onlyB))], len(differ), differ[:min(5, len(differ))])
 }
