@@ -164,12 +164,8 @@ func (e *Ensemble) open() error {
 	// that started first: their leader may already have replicated to us,
 	// and the bootstrap then fails with "bootstrap only works on new clusters".
 	if !existing && !cfg.Join {
-		local := string(e.transport.Raft().LocalAddr())
-		for i, p := range cfg.Peers {
-			if p.ID == cfg.ID && p.Addr != local {
-				return &ConfigError{fmt.Sprintf("Peers[%d]", i), fmt.Sprintf(
-					"lists this replica at %q but it advertises %q: the other members could not reach it", p.Addr, local)}
-			}
+		if err := checkSelfListed(cfg, string(e.transport.Raft().LocalAddr())); err != nil {
+			return err
 		}
 		peers := cfg.Peers
 		if len(peers) == 0 {
@@ -201,6 +197,24 @@ func (e *Ensemble) open() error {
 	e.goRun(e.reapLoop)
 	e.goRun(e.commits.run)
 	e.goRun(e.watchLeader)
+	return nil
+}
+
+// checkSelfListed refuses Peers that list this replica on another port than
+// the one it advertises (say it was bound to a free port): the other members
+// could never reach it. Hosts may differ ("localhost" for "127.0.0.1", a name
+// for an address), so only ports are compared.
+func checkSelfListed(cfg Config, advertised string) error {
+	_, port, err := net.SplitHostPort(advertised)
+	if err != nil {
+		return nil // not host:port (an in-memory transport)
+	}
+	for i, p := range cfg.Peers {
+		if _, listed, err := net.SplitHostPort(p.Addr); p.ID == cfg.ID && err == nil && listed != port {
+			return &ConfigError{fmt.Sprintf("Peers[%d]", i), fmt.Sprintf(
+				"lists this replica at %q but it advertises %q: the other members could not reach it", p.Addr, advertised)}
+		}
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -311,7 +312,7 @@ func TestConfigErrors(t *testing.T) {
 		{"AdvertiseAddr without BindAddr", zoo.Config{AdvertiseAddr: "127.0.0.1:7001"}, "AdvertiseAddr"},
 		{"BindAddr with a custom Transport", zoo.Config{BindAddr: "127.0.0.1:0", Transport: memTransport(t)}, "BindAddr"},
 		{"AdvertiseAddr with a custom Transport", zoo.Config{AdvertiseAddr: "127.0.0.1:7001", Transport: memTransport(t)}, "AdvertiseAddr"},
-		// Bound to a free port, listed at another: the check needs the address it got.
+		// Bound to a free port, listed at another: the check needs the port it got.
 		{"self listed at another address", zoo.Config{ID: "1", Dir: t.TempDir(), BindAddr: "127.0.0.1:0",
 			Peers: []zoo.Peer{{ID: "1", Addr: "127.0.0.1:7001"}, {ID: "2", Addr: "127.0.0.1:7002"}}}, "Peers[0]"},
 	} {
@@ -426,4 +427,25 @@ func memTransport(t *testing.T) zoo.Transport {
 	}
 	t.Cleanup(func() { ep.Close() })
 	return ep
+}
+
+// A replica may be listed under another name for the address it binds
+// (zoo.cfg's server.N=localhost:... as zoo server passes it): only a
+// different port is refused.
+func TestSelfListedByHostName(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	e, err := zoo.Open(zoo.Config{ID: "1", Dir: t.TempDir(), BindAddr: fmt.Sprintf("127.0.0.1:%d", port),
+		Peers: []zoo.Peer{{ID: "1", Addr: fmt.Sprintf("localhost:%d", port)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.WaitServing(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 }
