@@ -31,7 +31,12 @@ type Transport interface {
 // so one address per replica serves both raft and zoo RPC.
 const (
 	muxRaft byte = 'R'
-	muxZoo  byte = 'Z'
+	// muxZoo announces zoo's peer RPC and its version: 'Z' was the first,
+	// '2' added commit notices and entry terms in results. Other versions are
+	// refused with a log line, so replicas of different versions fail loudly
+	// instead of misreading each other (upgrade all replicas together).
+	muxZoo   byte = '2'
+	muxZooV1 byte = 'Z'
 )
 
 const (
@@ -248,6 +253,11 @@ func (t *tcpTransport) handshake(c net.Conn) {
 		ml = t.raftLn
 	case muxZoo:
 		ml = t.zooLn
+	case muxZooV1:
+		t.logger.Error("dropping a peer connection from an older zoo (peer protocol 1): every replica must run the same version",
+			"remote-address", c.RemoteAddr().String())
+		t.closeInbound(c)
+		return
 	default:
 		t.logger.Warn("dropping connection with unknown kind", "remote-address", c.RemoteAddr().String(), "kind", kind[0])
 		t.closeInbound(c)

@@ -196,19 +196,23 @@ func TestTransportSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 	}
 }
 
+// Unknown kinds, and the peer RPC of an older zoo (its first version, 'Z'),
+// are dropped: replicas of different versions must not misread each other.
 func TestTransportDropsUnknownKind(t *testing.T) {
 	tr := testTransport(t)
-	c, err := net.Dial("tcp", tr.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Write([]byte("X")); err != nil {
-		t.Fatal(err)
-	}
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
-		t.Fatalf("read on unknown-kind conn = %v, want it closed by the server", err)
+	for _, kind := range []byte{'X', muxZooV1} {
+		c, err := net.Dial("tcp", tr.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte{kind}); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("read on a conn of kind %q = %v, want it closed by the server", kind, err)
+		}
 	}
 }
 
