@@ -98,7 +98,14 @@ func (e *Ensemble) open() error {
 			}
 			return fmt.Errorf("zoo: open raft log in %s: %w", cfg.Dir, err)
 		}
-		e.logs, stable, e.closeLogs = store, store, store.Close
+		// Recent entries from memory: the leader reads every entry back to
+		// replicate it, and followers check the previous entry of each append.
+		cached, err := raft.NewLogCache(logCacheSize, store)
+		if err != nil {
+			store.Close()
+			return fmt.Errorf("zoo: raft log cache: %w", err)
+		}
+		e.logs, stable, e.closeLogs = cached, store, store.Close
 		fss, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hlog)
 		if err != nil {
 			return fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
@@ -217,6 +224,12 @@ func checkSelfListed(cfg Config, advertised string) error {
 	}
 	return nil
 }
+
+// logCacheSize is how many recent raft log entries are kept in memory: twice
+// raft's MaxAppendEntries, so the entries in flight are read from memory. It
+// pins at most that many commands (each at most 1 MiB of data) beyond what the
+// tree holds.
+const logCacheSize = 512
 
 // goRun starts a goroutine that Close waits for.
 func (e *Ensemble) goRun(fn func()) {
