@@ -109,9 +109,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		return cfg, &ConfigError{"MaxSessionTimeout", fmt.Sprintf("bounds [%v, %v] are contradictory",
 			cfg.MinSessionTimeout, cfg.MaxSessionTimeout)}
 	}
-	if maxMs := time.Duration(math.MaxInt32) * time.Millisecond; cfg.MaxSessionTimeout > maxMs {
+	if limit := time.Duration(math.MaxInt32) * time.Millisecond; cfg.MaxSessionTimeout > limit {
 		// Sessions carry their timeout as ZooKeeper does, in int32 milliseconds.
-		return cfg, &ConfigError{"MaxSessionTimeout", fmt.Sprintf("%v is above ZooKeeper's limit of %v", cfg.MaxSessionTimeout, maxMs)}
+		return cfg, &ConfigError{"MaxSessionTimeout", fmt.Sprintf("%v is above ZooKeeper's limit of %v", cfg.MaxSessionTimeout, limit)}
 	}
 	if cfg.MinSessionTimeout < cfg.TickTime {
 		return cfg, &ConfigError{"MinSessionTimeout", "must be at least one TickTime"}
