@@ -94,10 +94,13 @@ func (b *commitBroadcaster) send(addr raft.ServerAddress, s *noticeSender) {
 			return
 		case <-s.kick:
 		}
-		index, term := e.fsm.lastApplied()
 		// Only an entry of this leader's own term: the notice speaks as the
-		// leader of that term (commit_notice.go).
-		if index <= sent || term == 0 || term != e.raft.CurrentTerm() || e.raft.State() != raft.Leader {
+		// leader of that term (commit_notice.go). The term is read before and
+		// after the state, so this replica did lead in it.
+		term0 := e.raft.CurrentTerm()
+		leads := e.raft.State() == raft.Leader
+		index, term := e.fsm.lastApplied()
+		if !leads || index <= sent || term == 0 || term != term0 || e.raft.CurrentTerm() != term0 {
 			continue
 		}
 		n := commitNotice{index: index, term: term, leaderID: raft.ServerID(e.cfg.ID), leaderAddr: raft.ServerAddress(e.Addr())}
@@ -110,7 +113,14 @@ func (b *commitBroadcaster) send(addr raft.ServerAddress, s *noticeSender) {
 		}
 		// The follower is down or cut off: raft's own replication will tell it
 		// when it is back. Do not dial it on every commit meanwhile.
-		if !e.sleep(context.Background(), max(e.cfg.TickTime/2, 10*time.Millisecond)) {
+		t := time.NewTimer(max(e.cfg.TickTime/2, 10*time.Millisecond))
+		select {
+		case <-t.C:
+		case <-s.stop:
+			t.Stop()
+			return
+		case <-e.ctx.Done():
+			t.Stop()
 			return
 		}
 		poke(s.kick)

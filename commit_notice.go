@@ -142,8 +142,8 @@ func (t *noticeTransport) run() {
 				pending = commitNotice{}
 			}
 		case n := <-t.notices:
-			if n.index <= pending.index && n.term <= pending.term {
-				continue
+			if n.term < pending.term || (n.term == pending.term && n.index <= pending.index) {
+				continue // the pending one says more
 			}
 			if t.stored(n.index) || (forwarded.term == n.term && forwarded.index >= n.index) {
 				if !t.send(n.rpc(t)) {
@@ -192,6 +192,11 @@ func (n commitNotice) rpc(t *noticeTransport) raft.RPC {
 // yet. Notices without a term (unknown, after a restore) are dropped.
 func (e *Ensemble) noticeCommit(n commitNotice) {
 	if n.term == 0 || n.index == 0 || e.notices == nil || e.fsm.appliedIndex() >= n.index {
+		return
+	}
+	// A leader learns commits itself; a notice in its own term could only be
+	// a mistake, and raft would make it step down for it.
+	if n.leaderID == raft.ServerID(e.cfg.ID) || e.raft.State() == raft.Leader {
 		return
 	}
 	e.notices.notify(n)

@@ -212,6 +212,11 @@ func (e *Ensemble) sync(ctx context.Context) error {
 // to the last one it does see, or the replica would wait for an index it never
 // applies.
 func (e *Ensemble) leaderSyncIndex() (target, commit, term uint64, err error) {
+	// The term is read before leadership is verified and checked again after:
+	// the answer speaks for the leader of that term, and a replica deposed in
+	// between must not vouch for its successor's term (the notice would make
+	// the successor step down).
+	term0 := e.raft.CurrentTerm()
 	if err := e.await(e.raft.VerifyLeader()); err != nil { // not .Error(): see await
 		return 0, 0, 0, errNotLeader
 	}
@@ -221,7 +226,7 @@ func (e *Ensemble) leaderSyncIndex() (target, commit, term uint64, err error) {
 	// predecessor already acknowledged: a sync to it could miss them. Refuse
 	// for now; the caller retries (Raft thesis 6.4).
 	var head raft.Log
-	if commit == 0 || e.logs.GetLog(commit, &head) != nil || head.Term != e.raft.CurrentTerm() {
+	if commit == 0 || e.logs.GetLog(commit, &head) != nil || head.Term != term0 || e.raft.CurrentTerm() != term0 {
 		return 0, 0, 0, errNotLeader
 	}
 	for i := commit; i > 0; i-- {
