@@ -4,96 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/lincheck"
 	"github.com/zooraft/zoo/zootest"
 )
-
-// A register is one znode: its data and its version.
-type register struct {
-	value   string
-	version int32
-}
-
-type regOp int
-
-const (
-	regRead  regOp = iota // Sync, then Get
-	regWrite              // Set with version -1
-	regCAS                // Set with an expected version
-)
-
-type regInput struct {
-	key     int
-	op      regOp
-	value   string // written (regWrite, regCAS)
-	version int32  // expected (regCAS)
-}
-
-type regOutput struct {
-	value   string // read
-	version int32  // read, or the version a successful write made
-	ok      bool   // the write happened (false: BadVersion)
-	unknown bool   // the write's outcome is unknown (any other error)
-}
-
-// registerModel is the sequential specification the history must match: a
-// set (unconditional or compare-and-set on the version) bumps the version, a
-// synced read sees the latest. A write whose outcome is unknown may or may
-// not have happened, at any time after it was called.
-var registerModel = porcupine.NondeterministicModel{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[int][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(regInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() []any { return []any{register{}} },
-	Step: func(state, input, output any) []any {
-		s, in, out := state.(register), input.(regInput), output.(regOutput)
-		next := register{in.value, s.version + 1}
-		switch {
-		case in.op == regRead:
-			if out.value == s.value && out.version == s.version {
-				return []any{s}
-			}
-			return nil
-		case in.op == regCAS && in.version != s.version:
-			if out.unknown || !out.ok {
-				return []any{s} // it cannot have happened here
-			}
-			return nil
-		case out.unknown:
-			return []any{s, next}
-		case out.ok && out.version == next.version:
-			return []any{next}
-		}
-		return nil
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		switch in.op {
-		case regRead:
-			return fmt.Sprintf("k%d read -> %q v%d", in.key, out.value, out.version)
-		case regWrite:
-			return fmt.Sprintf("k%d set %q -> ok=%v v%d unknown=%v", in.key, in.value, out.ok, out.version, out.unknown)
-		}
-		return fmt.Sprintf("k%d cas(v%d) %q -> ok=%v v%d unknown=%v", in.key, in.version, in.value, out.ok, out.version, out.unknown)
-	},
-}
 
 // TestLinearizableUnderFaults has clients on every replica write, compare-and-
 // set and sync-then-read three znodes while replicas are cut off, healed,
@@ -114,15 +33,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		mustCreate(t, ctx, setup, fmt.Sprintf("/reg%d", k), []byte{}, zoo.ModePersistent)
 	}
 
-	start := time.Now()
-	now := func() int64 { return int64(time.Since(start)) }
-	var mu sync.Mutex
-	var history []porcupine.Operation
-	record := func(op porcupine.Operation) {
-		mu.Lock()
-		history = append(history, op)
-		mu.Unlock()
-	}
+	h := lincheck.NewHistory()
 
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -130,7 +41,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			runClient(runCtx, c, id, keys, now, record)
+			runClient(runCtx, c, id, keys, h)
 		}()
 	}
 
@@ -162,40 +73,19 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	stop()
 	wg.Wait()
 
-	var writes, unknown, reads int
-	for _, op := range history {
-		in, out := op.Input.(regInput), op.Output.(regOutput)
-		switch {
-		case in.op == regRead:
-			reads++
-		case out.unknown:
-			unknown++
-		default:
-			writes++
-		}
-	}
+	reads, writes, unknown := h.Counts()
 	t.Logf("history: %d synced reads, %d writes with a known outcome, %d unknown", reads, writes, unknown)
 	if reads < 50 || writes < 50 {
 		t.Fatalf("too few operations completed to check anything (%d reads, %d writes)", reads, writes)
 	}
-	res, info := porcupine.CheckOperationsVerbose(registerModel.ToModel(), history, 2*time.Minute)
-	switch res {
-	case porcupine.Ok:
-	case porcupine.Illegal:
-		for k, part := range info.PartialLinearizations() {
-			if len(part) > 0 {
-				t.Logf("partition %d: longest linearizable prefix has %d operations", k, len(part[0]))
-			}
-		}
-		t.Fatal("history is not linearizable")
-	default:
-		t.Fatalf("linearizability check inconclusive (%s) on %d operations", res, len(history))
+	if err := h.Check(2 * time.Minute); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // runClient issues random operations from one session on replica id%3 until
 // ctx ends, opening a new session whenever its replica ended the old one.
-func runClient(ctx context.Context, c *zootest.Cluster, id, keys int, now func() int64, record func(porcupine.Operation)) {
+func runClient(ctx context.Context, c *zootest.Cluster, id, keys int, h *lincheck.History) {
 	rng := rand.New(rand.NewPCG(uint64(id), 7))
 	replica := id % c.Size()
 	var s *zoo.Session
@@ -214,53 +104,49 @@ func runClient(ctx context.Context, c *zootest.Cluster, id, keys int, now func()
 		key := rng.IntN(keys)
 		path := fmt.Sprintf("/reg%d", key)
 		opCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		in := regInput{key: key, op: regOp(rng.IntN(3))}
-		var out regOutput
+		in := lincheck.Input{Key: key, Op: lincheck.Op(rng.IntN(3))}
+		var out lincheck.Output
 		var err error
 		keep := false // whether the operation belongs in the history
-		call := now()
-		switch in.op {
-		case regRead:
+		call := h.Now()
+		switch in.Op {
+		case lincheck.Read:
 			if err = s.Sync(opCtx, path); err == nil {
 				var data []byte
 				var st zoo.Stat
 				if data, st, err = s.Get(opCtx, path); err == nil {
 					// A failed read changed nothing: only successful ones count.
-					out, keep = regOutput{value: string(data), version: st.Version}, true
+					out, keep = lincheck.Output{Value: string(data), Version: st.Version}, true
 				}
 			}
-		case regWrite, regCAS:
-			in.value = fmt.Sprintf("c%d-%d", id, n)
-			in.version = -1
-			if in.op == regCAS {
+		case lincheck.Write, lincheck.CAS:
+			in.Value = fmt.Sprintf("c%d-%d", id, n)
+			in.Version = -1
+			if in.Op == lincheck.CAS {
 				// A local read picks the version to expect; it may be stale,
 				// which only makes the CAS fail.
 				var st zoo.Stat
 				if _, st, err = s.Get(opCtx, path); err != nil {
 					break // nothing was sent
 				}
-				in.version = st.Version
-				call = now()
+				in.Version = st.Version
+				call = h.Now()
 			}
 			var st zoo.Stat
-			st, err = s.Set(opCtx, path, []byte(in.value), in.version)
+			st, err = s.Set(opCtx, path, []byte(in.Value), in.Version)
 			keep = true
 			switch {
 			case err == nil:
-				out = regOutput{ok: true, version: st.Version}
-			case in.op == regCAS && errors.Is(err, zoo.ErrBadVersion):
-				out = regOutput{ok: false}
+				out = lincheck.Output{OK: true, Version: st.Version}
+			case in.Op == lincheck.CAS && errors.Is(err, zoo.ErrBadVersion):
+				out = lincheck.Output{OK: false}
 			default:
-				out = regOutput{unknown: true}
+				out = lincheck.Output{Unknown: true}
 			}
 		}
-		ret := now()
 		cancel()
 		if keep {
-			if out.unknown {
-				ret = math.MaxInt64 // it may still take effect, at any later time
-			}
-			record(porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+			h.Add(id, in, call, out)
 		}
 		if errors.Is(err, zoo.ErrSessionExpired) || errors.Is(err, zoo.ErrClosed) {
 			s = nil
