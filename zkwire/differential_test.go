@@ -1,0 +1,164 @@
+package zkwire
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zooraft/zoo/internal/realzk"
+)
+
+// TestDifferentialAgainstZooKeeper runs the same random sequence of creates
+// (every mode, null, empty and short data), deletes and sets (any or a given
+// version), reads, child listings and multis, through go-zookeeper, against a
+// real ZooKeeper 3.8 and against zoo, one operation at a time, and requires
+// the same answer every time: error codes, data, created names and every Stat
+// field that does not depend on zxid numbering or clocks.
+func TestDifferentialAgainstZooKeeper(t *testing.T) {
+	zkAddr := realzk.Standalone(t, 200*time.Millisecond)
+	_, zooAddr := serve(t, openSingle(t), Config{})
+	ref, _ := connectZK(t, []string{zkAddr}, 10*time.Second)
+	got, _ := connectZK(t, []string{zooAddr}, 10*time.Second)
+
+	rng := rand.New(rand.NewPCG(42, 7))
+	var recent []string
+	outcomes := map[string]int{}
+	for i := range 4000 {
+		op := randomOp(rng)
+		want, have := op(ref), op(got)
+		recent = append(recent, want)
+		if len(recent) > 8 {
+			recent = recent[1:]
+		}
+		outcomes[want[strings.LastIndex(want, " ")+1:]]++
+		if want != have {
+			t.Fatalf("operation %d differs\nZooKeeper: %s\nzoo:       %s\nlast operations on ZooKeeper:\n  %s",
+				i, want, have, strings.Join(recent, "\n  "))
+		}
+	}
+	// The sequence must exercise success and the errors alike.
+	t.Logf("outcomes: %v", outcomes)
+	for _, o := range []string{"ok", "NoNode", "NodeExists", "BadVersion", "NotEmpty", "NoChildrenForEphemerals"} {
+		if outcomes[o] == 0 {
+			t.Errorf("no operation ended %s", o)
+		}
+	}
+}
+
+var (
+	diffPaths = []string{"/d", "/d/a", "/d/b", "/d/a/x", "/d/a/y", "/d/b/x", "/d/a/x/z", "/nope/x"}
+	diffData  = [][]byte{nil, {}, []byte("x"), []byte("yy")}
+)
+
+// randomOp returns an operation that runs on a connection and describes what
+// it did and got, in terms both servers must agree on.
+func randomOp(rng *rand.Rand) func(c *zk.Conn) string {
+	path := diffPaths[rng.IntN(len(diffPaths))]
+	data := diffData[rng.IntN(len(diffData))]
+	version := int32(-1)
+	if rng.IntN(2) == 0 {
+		version = int32(rng.IntN(3))
+	}
+	acl := zk.WorldACL(zk.PermAll)
+	switch n := rng.IntN(100); {
+	case n < 35:
+		flags := int32(rng.IntN(4)) // persistent, ephemeral, sequential, ephemeral sequential
+		if flags&zk.FlagSequence != 0 && rng.IntN(2) == 0 {
+			path += "/s-"
+		}
+		return func(c *zk.Conn) string {
+			name, err := c.Create(path, data, flags, acl)
+			return fmt.Sprintf("create %s %q flags=%d -> %q %s", path, data, flags, name, errName(err))
+		}
+	case n < 55:
+		return func(c *zk.Conn) string {
+			return fmt.Sprintf("delete %s v%d -> %s", path, version, errName(c.Delete(path, version)))
+		}
+	case n < 70:
+		return func(c *zk.Conn) string {
+			st, err := c.Set(path, data, version)
+			return fmt.Sprintf("set %s %q v%d -> %s %s", path, data, version, statString(st), errName(err))
+		}
+	case n < 80:
+		return func(c *zk.Conn) string {
+			d, st, err := c.Get(path)
+			return fmt.Sprintf("get %s -> %q nil=%v %s %s", path, d, d == nil, statString(st), errName(err))
+		}
+	case n < 85:
+		return func(c *zk.Conn) string {
+			ok, st, err := c.Exists(path)
+			return fmt.Sprintf("exists %s -> %v %s %s", path, ok, statString(st), errName(err))
+		}
+	case n < 95:
+		return func(c *zk.Conn) string {
+			kids, st, err := c.Children(path)
+			slices.Sort(kids)
+			return fmt.Sprintf("children %s -> %v %s %s", path, kids, statString(st), errName(err))
+		}
+	}
+	// A multi of two or three writes and checks.
+	var ops []any
+	var desc []string
+	for range 2 + rng.IntN(2) {
+		p := diffPaths[rng.IntN(len(diffPaths))]
+		v := int32(rng.IntN(3)) - 1
+		switch rng.IntN(4) {
+		case 0:
+			ops = append(ops, &zk.CreateRequest{Path: p, Data: data, Acl: acl})
+			desc = append(desc, "create "+p)
+		case 1:
+			ops = append(ops, &zk.DeleteRequest{Path: p, Version: v})
+			desc = append(desc, fmt.Sprintf("delete %s v%d", p, v))
+		case 2:
+			ops = append(ops, &zk.SetDataRequest{Path: p, Data: data, Version: v})
+			desc = append(desc, fmt.Sprintf("set %s v%d", p, v))
+		case 3:
+			ops = append(ops, &zk.CheckVersionRequest{Path: p, Version: v})
+			desc = append(desc, fmt.Sprintf("check %s v%d", p, v))
+		}
+	}
+	return func(c *zk.Conn) string {
+		res, err := c.Multi(ops...)
+		var out []string
+		for _, r := range res {
+			out = append(out, fmt.Sprintf("{%q %s %s}", r.String, statString(r.Stat), errName(r.Error)))
+		}
+		return fmt.Sprintf("multi [%s] -> %v %s", strings.Join(desc, ", "), out, errName(err))
+	}
+}
+
+// statString renders the Stat fields that do not depend on how each server
+// numbers zxids or on clocks; zxids only by how they relate.
+func statString(st *zk.Stat) string {
+	if st == nil {
+		return "nostat"
+	}
+	return fmt.Sprintf("v=%d cv=%d av=%d eph=%v len=%d kids=%d m>c=%v p>c=%v",
+		st.Version, st.Cversion, st.Aversion, st.EphemeralOwner != 0, st.DataLength, st.NumChildren,
+		st.Mzxid > st.Czxid, st.Pzxid > st.Czxid)
+}
+
+// errName names err's ZooKeeper code, as the last word of a description.
+func errName(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	for _, known := range []struct {
+		err  error
+		name string
+	}{{zk.ErrNoNode, "NoNode"}, {zk.ErrNodeExists, "NodeExists"}, {zk.ErrBadVersion, "BadVersion"},
+		{zk.ErrNotEmpty, "NotEmpty"}, {zk.ErrNoChildrenForEphemerals, "NoChildrenForEphemerals"},
+		{zk.ErrBadArguments, "BadArguments"}, {zk.ErrInvalidACL, "InvalidACL"}, {zk.ErrNoAuth, "NoAuth"},
+		{zk.ErrAPIError, "APIError"}} {
+		if errors.Is(err, known.err) {
+			return known.name
+		}
+	}
+	return "other:" + strings.ReplaceAll(err.Error(), " ", "_")
+}
