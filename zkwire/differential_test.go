@@ -15,16 +15,24 @@ import (
 )
 
 // TestDifferentialAgainstZooKeeper runs the same random sequence of creates
-// (every mode, null, empty and short data), deletes and sets (any or a given
-// version), reads, child listings and multis, through go-zookeeper, against a
-// real ZooKeeper 3.8 and against zoo, one operation at a time, and requires
-// the same answer every time: error codes, data, created names and every Stat
-// field that does not depend on zxid numbering or clocks.
+// (every mode, containers and TTL nodes included; null, empty and short data;
+// ACLs that allow everything, reads only, our digest user, another user, the
+// auth scheme), deletes and sets (any or a given version), reads, ACL reads
+// and writes, child listings and multis, through go-zookeeper, against a real
+// ZooKeeper 3.8 and against zoo, one operation at a time, on sessions
+// authenticated as the same digest user, and requires the same answer every
+// time: error codes, data, created names, ACLs and every Stat field that does
+// not depend on zxid numbering or clocks.
 func TestDifferentialAgainstZooKeeper(t *testing.T) {
-	zkAddr := realzk.Standalone(t, 200*time.Millisecond)
-	_, zooAddr := serve(t, openSingle(t), Config{})
+	zkAddr := realzk.Standalone(t, 200*time.Millisecond, "zookeeper.extendedTypesEnabled=true")
+	_, zooAddr := serve(t, openSingle(t), Config{ExtendedTypesEnabled: true})
 	ref, _ := connectZK(t, []string{zkAddr}, 10*time.Second)
 	got, _ := connectZK(t, []string{zooAddr}, 10*time.Second)
+	for _, c := range []*zk.Conn{ref, got} {
+		if err := c.AddAuth("digest", []byte("u:p")); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	rng := rand.New(rand.NewPCG(42, 7))
 	var recent []string
@@ -44,7 +52,7 @@ func TestDifferentialAgainstZooKeeper(t *testing.T) {
 	}
 	// The sequence must exercise success and the errors alike.
 	t.Logf("outcomes: %v", outcomes)
-	for _, o := range []string{"ok", "NoNode", "NodeExists", "BadVersion", "NotEmpty", "NoChildrenForEphemerals"} {
+	for _, o := range []string{"ok", "NoNode", "NodeExists", "BadVersion", "NotEmpty", "NoChildrenForEphemerals", "NoAuth"} {
 		if outcomes[o] == 0 {
 			t.Errorf("no operation ended %s", o)
 		}
@@ -54,6 +62,19 @@ func TestDifferentialAgainstZooKeeper(t *testing.T) {
 var (
 	diffPaths = []string{"/d", "/d/a", "/d/b", "/d/a/x", "/d/a/y", "/d/b/x", "/d/a/x/z", "/nope/x"}
 	diffData  = [][]byte{nil, {}, []byte("x"), []byte("yy")}
+	// Debian's ZooKeeper is 3.8.0, older than the 3.8.4 zoo follows on reads:
+	// 3.8.4 checks READ on exists and masks digests in getACL without ADMIN.
+	// So every ACL here lets the session read, and any digest in it belongs
+	// to a user the session may administer as; writes still meet NoAuth.
+	diffACLs = [][]zk.ACL{
+		zk.WorldACL(zk.PermAll), zk.WorldACL(zk.PermAll), zk.WorldACL(zk.PermAll),
+		zk.WorldACL(zk.PermAll), zk.WorldACL(zk.PermAll), zk.WorldACL(zk.PermAll),
+		zk.WorldACL(zk.PermRead),
+		zk.WorldACL(zk.PermRead | zk.PermCreate),
+		zk.DigestACL(zk.PermAll, "u", "p"),
+		zk.AuthACL(zk.PermAll),
+		append(zk.WorldACL(zk.PermRead), zk.DigestACL(zk.PermAdmin, "u", "p")...),
+	}
 )
 
 // randomOp returns an operation that runs on a connection and describes what
@@ -65,16 +86,37 @@ func randomOp(rng *rand.Rand) func(c *zk.Conn) string {
 	if rng.IntN(2) == 0 {
 		version = int32(rng.IntN(3))
 	}
-	acl := zk.WorldACL(zk.PermAll)
+	acl := diffACLs[rng.IntN(len(diffACLs))]
 	switch n := rng.IntN(100); {
-	case n < 35:
+	case n < 27:
 		flags := int32(rng.IntN(4)) // persistent, ephemeral, sequential, ephemeral sequential
 		if flags&zk.FlagSequence != 0 && rng.IntN(2) == 0 {
 			path += "/s-"
 		}
 		return func(c *zk.Conn) string {
 			name, err := c.Create(path, data, flags, acl)
-			return fmt.Sprintf("create %s %q flags=%d -> %q %s", path, data, flags, name, errName(err))
+			return fmt.Sprintf("create %s %q flags=%d %v -> %q %s", path, data, flags, acl, name, errName(err))
+		}
+	case n < 30:
+		return func(c *zk.Conn) string {
+			name, err := c.CreateContainer(path, data, zk.FlagContainer, acl)
+			return fmt.Sprintf("createContainer %s %q %v -> %q %s", path, data, acl, name, errName(err))
+		}
+	case n < 33:
+		flags := int32(zk.FlagTTL + rng.IntN(2)) // TTL, sequential TTL
+		return func(c *zk.Conn) string {
+			name, err := c.CreateTTL(path, data, flags, acl, time.Hour)
+			return fmt.Sprintf("createTTL %s %q flags=%d %v -> %q %s", path, data, flags, acl, name, errName(err))
+		}
+	case n < 35:
+		return func(c *zk.Conn) string {
+			got, st, err := c.GetACL(path)
+			return fmt.Sprintf("getACL %s -> %v %s %s", path, got, statString(st), errName(err))
+		}
+	case n < 37 && path != "/d":
+		return func(c *zk.Conn) string {
+			st, err := c.SetACL(path, acl, version)
+			return fmt.Sprintf("setACL %s %v v%d -> %s %s", path, acl, version, statString(st), errName(err))
 		}
 	case n < 55:
 		return func(c *zk.Conn) string {
