@@ -19,27 +19,30 @@ import (
 // ACLs that allow everything, reads only, our digest user, another user, the
 // auth scheme), deletes and sets (any or a given version), reads, ACL reads
 // and writes, child listings and multis, through go-zookeeper, against a real
-// ZooKeeper 3.8 and against zoo, one operation at a time, on sessions
-// authenticated as the same digest user, and requires the same answer every
-// time: error codes, data, created names, ACLs and every Stat field that does
-// not depend on zxid numbering or clocks.
+// ZooKeeper 3.8 and against zoo, one operation at a time, from two sessions
+// authenticated as the same digest user that now and then close (taking their
+// ephemerals) and are replaced, and requires the same answer every time: error
+// codes, data, created names, ACLs, ephemeral owners and every Stat field that
+// does not depend on zxid numbering or clocks.
 func TestDifferentialAgainstZooKeeper(t *testing.T) {
 	zkAddr := realzk.Standalone(t, 200*time.Millisecond, "zookeeper.extendedTypesEnabled=true")
 	_, zooAddr := serve(t, openSingle(t), Config{ExtendedTypesEnabled: true})
-	ref, _ := connectZK(t, []string{zkAddr}, 10*time.Second)
-	got, _ := connectZK(t, []string{zooAddr}, 10*time.Second)
-	for _, c := range []*zk.Conn{ref, got} {
-		if err := c.AddAuth("digest", []byte("u:p")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ref, got := newDiffSide(t, zkAddr), newDiffSide(t, zooAddr)
 
 	rng := rand.New(rand.NewPCG(42, 7))
 	var recent []string
 	outcomes := map[string]int{}
 	for i := range 4000 {
+		k := rng.IntN(2) // which of the two sessions
+		if rng.IntN(100) == 0 {
+			// The session closes (its ephemerals go) and a new one takes its place.
+			ref.reopen(k)
+			got.reopen(k)
+			recent = append(recent, fmt.Sprintf("session %d closed and replaced", k))
+			continue
+		}
 		op := randomOp(rng)
-		want, have := op(ref), op(got)
+		want, have := fmt.Sprintf("s%d: %s", k, op(ref.conns[k], ref.owner)), fmt.Sprintf("s%d: %s", k, op(got.conns[k], got.owner))
 		recent = append(recent, want)
 		if len(recent) > 8 {
 			recent = recent[1:]
@@ -57,6 +60,51 @@ func TestDifferentialAgainstZooKeeper(t *testing.T) {
 			t.Errorf("no operation ended %s", o)
 		}
 	}
+}
+
+// diffSide is one server of the comparison with its two sessions. Session
+// ids differ between servers, so Stats name an ephemeral's owner by its
+// place in the sequence ("s1#3": the third session in slot 1).
+type diffSide struct {
+	t      *testing.T
+	addr   string
+	conns  [2]*zk.Conn
+	gen    [2]int
+	labels map[int64]string
+}
+
+func newDiffSide(t *testing.T, addr string) *diffSide {
+	d := &diffSide{t: t, addr: addr, labels: map[int64]string{}}
+	d.reopen(0)
+	d.reopen(1)
+	return d
+}
+
+// reopen closes slot k's session, if any, and opens a new one authenticated
+// as the digest user u.
+func (d *diffSide) reopen(k int) {
+	d.t.Helper()
+	if d.conns[k] != nil {
+		d.conns[k].Close() // waits for the server's answer: its ephemerals are gone
+	}
+	c, _ := connectZK(d.t, []string{d.addr}, 10*time.Second)
+	if err := c.AddAuth("digest", []byte("u:p")); err != nil {
+		d.t.Fatal(err)
+	}
+	d.gen[k]++
+	d.conns[k] = c
+	d.labels[c.SessionID()] = fmt.Sprintf("s%d#%d", k, d.gen[k])
+}
+
+// owner names a session id as the sequence knows it.
+func (d *diffSide) owner(id int64) string {
+	if id == 0 {
+		return "none"
+	}
+	if l, ok := d.labels[id]; ok {
+		return l
+	}
+	return "unknown"
 }
 
 var (
@@ -79,7 +127,7 @@ var (
 
 // randomOp returns an operation that runs on a connection and describes what
 // it did and got, in terms both servers must agree on.
-func randomOp(rng *rand.Rand) func(c *zk.Conn) string {
+func randomOp(rng *rand.Rand) func(c *zk.Conn, owner func(int64) string) string {
 	path := diffPaths[rng.IntN(len(diffPaths))]
 	data := diffData[rng.IntN(len(diffData))]
 	version := int32(-1)
@@ -93,55 +141,55 @@ func randomOp(rng *rand.Rand) func(c *zk.Conn) string {
 		if flags&zk.FlagSequence != 0 && rng.IntN(2) == 0 {
 			path += "/s-"
 		}
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			name, err := c.Create(path, data, flags, acl)
 			return fmt.Sprintf("create %s %q flags=%d %v -> %q %s", path, data, flags, acl, name, errName(err))
 		}
 	case n < 30:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			name, err := c.CreateContainer(path, data, zk.FlagContainer, acl)
 			return fmt.Sprintf("createContainer %s %q %v -> %q %s", path, data, acl, name, errName(err))
 		}
 	case n < 33:
 		flags := int32(zk.FlagTTL + rng.IntN(2)) // TTL, sequential TTL
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			name, err := c.CreateTTL(path, data, flags, acl, time.Hour)
 			return fmt.Sprintf("createTTL %s %q flags=%d %v -> %q %s", path, data, flags, acl, name, errName(err))
 		}
 	case n < 35:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			got, st, err := c.GetACL(path)
-			return fmt.Sprintf("getACL %s -> %v %s %s", path, got, statString(st), errName(err))
+			return fmt.Sprintf("getACL %s -> %v %s %s", path, got, statString(st, owner), errName(err))
 		}
 	case n < 37 && path != "/d":
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			st, err := c.SetACL(path, acl, version)
-			return fmt.Sprintf("setACL %s %v v%d -> %s %s", path, acl, version, statString(st), errName(err))
+			return fmt.Sprintf("setACL %s %v v%d -> %s %s", path, acl, version, statString(st, owner), errName(err))
 		}
 	case n < 55:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			return fmt.Sprintf("delete %s v%d -> %s", path, version, errName(c.Delete(path, version)))
 		}
 	case n < 70:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			st, err := c.Set(path, data, version)
-			return fmt.Sprintf("set %s %q v%d -> %s %s", path, data, version, statString(st), errName(err))
+			return fmt.Sprintf("set %s %q v%d -> %s %s", path, data, version, statString(st, owner), errName(err))
 		}
 	case n < 80:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			d, st, err := c.Get(path)
-			return fmt.Sprintf("get %s -> %q nil=%v %s %s", path, d, d == nil, statString(st), errName(err))
+			return fmt.Sprintf("get %s -> %q nil=%v %s %s", path, d, d == nil, statString(st, owner), errName(err))
 		}
 	case n < 85:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			ok, st, err := c.Exists(path)
-			return fmt.Sprintf("exists %s -> %v %s %s", path, ok, statString(st), errName(err))
+			return fmt.Sprintf("exists %s -> %v %s %s", path, ok, statString(st, owner), errName(err))
 		}
 	case n < 95:
-		return func(c *zk.Conn) string {
+		return func(c *zk.Conn, owner func(int64) string) string {
 			kids, st, err := c.Children(path)
 			slices.Sort(kids)
-			return fmt.Sprintf("children %s -> %v %s %s", path, kids, statString(st), errName(err))
+			return fmt.Sprintf("children %s -> %v %s %s", path, kids, statString(st, owner), errName(err))
 		}
 	}
 	// A multi of two or three writes and checks.
@@ -165,11 +213,11 @@ func randomOp(rng *rand.Rand) func(c *zk.Conn) string {
 			desc = append(desc, fmt.Sprintf("check %s v%d", p, v))
 		}
 	}
-	return func(c *zk.Conn) string {
+	return func(c *zk.Conn, owner func(int64) string) string {
 		res, err := c.Multi(ops...)
 		var out []string
 		for _, r := range res {
-			out = append(out, fmt.Sprintf("{%q %s %s}", r.String, statString(r.Stat), errName(r.Error)))
+			out = append(out, fmt.Sprintf("{%q %s %s}", r.String, statString(r.Stat, owner), errName(r.Error)))
 		}
 		return fmt.Sprintf("multi [%s] -> %v %s", strings.Join(desc, ", "), out, errName(err))
 	}
@@ -177,12 +225,12 @@ func randomOp(rng *rand.Rand) func(c *zk.Conn) string {
 
 // statString renders the Stat fields that do not depend on how each server
 // numbers zxids or on clocks; zxids only by how they relate.
-func statString(st *zk.Stat) string {
+func statString(st *zk.Stat, owner func(int64) string) string {
 	if st == nil {
 		return "nostat"
 	}
-	return fmt.Sprintf("v=%d cv=%d av=%d eph=%v len=%d kids=%d m>c=%v p>c=%v",
-		st.Version, st.Cversion, st.Aversion, st.EphemeralOwner != 0, st.DataLength, st.NumChildren,
+	return fmt.Sprintf("v=%d cv=%d av=%d owner=%s len=%d kids=%d m>c=%v p>c=%v",
+		st.Version, st.Cversion, st.Aversion, owner(st.EphemeralOwner), st.DataLength, st.NumChildren,
 		st.Mzxid > st.Czxid, st.Pzxid > st.Czxid)
 }
 
