@@ -252,3 +252,90 @@ func errName(err error) string {
 	}
 	return "other:" + strings.ReplaceAll(err.Error(), " ", "_")
 }
+
+// TestDifferentialWatchesAgainstZooKeeper compares watch semantics: one
+// session sets data, exists and child watches on random paths, another makes
+// random writes (and now and then closes and is replaced); after each write
+// the watcher syncs, so every notification the write caused has arrived, and
+// the notifications each watch got so far must be the same on ZooKeeper and
+// zoo: which watches fire, for which writes, with which event.
+func TestDifferentialWatchesAgainstZooKeeper(t *testing.T) {
+	zkAddr := realzk.Standalone(t, 200*time.Millisecond)
+	_, zooAddr := serve(t, openSingle(t), Config{})
+	ref, got := newDiffSide(t, zkAddr), newDiffSide(t, zooAddr)
+	type watch struct {
+		desc string
+		ch   [2]<-chan zk.Event // ZooKeeper's, zoo's
+		seen [2]string
+	}
+	var watches []*watch
+	rng := rand.New(rand.NewPCG(9, 9))
+	fired := 0
+	for i := range 2500 {
+		path := diffPaths[rng.IntN(len(diffPaths))]
+		switch n := rng.IntN(100); {
+		case n < 30: // the watcher sets a watch
+			w := &watch{}
+			var res [2]string
+			for s, side := range []*diffSide{ref, got} {
+				c := side.conns[0]
+				switch n % 3 {
+				case 0:
+					d, st, ch, err := c.GetW(path)
+					res[s], w.ch[s] = fmt.Sprintf("getW %s -> %q %s %s", path, d, statString(st, side.owner), errName(err)), ch
+				case 1:
+					ok, st, ch, err := c.ExistsW(path)
+					res[s], w.ch[s] = fmt.Sprintf("existsW %s -> %v %s %s", path, ok, statString(st, side.owner), errName(err)), ch
+				case 2:
+					kids, st, ch, err := c.ChildrenW(path)
+					slices.Sort(kids)
+					res[s], w.ch[s] = fmt.Sprintf("childrenW %s -> %v %s %s", path, kids, statString(st, side.owner), errName(err)), ch
+				}
+			}
+			if res[0] != res[1] {
+				t.Fatalf("step %d differs\nZooKeeper: %s\nzoo:       %s", i, res[0], res[1])
+			}
+			w.desc = fmt.Sprintf("step %d: %s", i, res[0])
+			watches = append(watches, w)
+		case n < 32: // the writer's session closes and is replaced
+			ref.reopen(1)
+			got.reopen(1)
+		default: // the writer writes
+			op := randomOp(rng)
+			want, have := op(ref.conns[1], ref.owner), op(got.conns[1], got.owner)
+			if want != have {
+				t.Fatalf("step %d differs\nZooKeeper: %s\nzoo:       %s", i, want, have)
+			}
+		}
+		// Every notification caused so far has reached the watcher once its
+		// sync is answered (one connection delivers in order).
+		for _, side := range []*diffSide{ref, got} {
+			if _, err := side.conns[0].Sync("/"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, w := range watches {
+			for s := range 2 {
+				select {
+				case ev, ok := <-w.ch[s]:
+					if ok {
+						w.seen[s] += fmt.Sprintf(" [step %d: %v %s]", i, ev.Type, ev.Path)
+					}
+				default:
+				}
+			}
+			if w.seen[0] != w.seen[1] {
+				t.Fatalf("watch of %s\nZooKeeper got:%s\nzoo got:      %s", w.desc, w.seen[0], w.seen[1])
+			}
+		}
+	}
+	for _, w := range watches {
+		if w.seen[0] != "" {
+			fired++
+		}
+	}
+	t.Logf("%d watches set, %d fired", len(watches), fired)
+	if fired < 50 {
+		t.Fatalf("only %d watches fired: the sequence tests too little", fired)
+	}
+}
