@@ -2,8 +2,10 @@ package zoo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -146,6 +148,15 @@ func TestNoticeDroppedOnceRaftKnowsOrTermMovesOn(t *testing.T) {
 // through commit notices, or when a later entry is replicated.
 func noticeEnsemble(t *testing.T, broadcast bool) (leader *Ensemble, followers []*Ensemble) {
 	t.Helper()
+	return hookedEnsemble(t, &testHooks{
+		tuneRaft:          func(c *raft.Config) { c.CommitTimeout = time.Hour },
+		noCommitBroadcast: !broadcast,
+	})
+}
+
+// hookedEnsemble is three replicas on an in-memory network, with hooks.
+func hookedEnsemble(t *testing.T, hooks *testHooks) (leader *Ensemble, followers []*Ensemble) {
+	t.Helper()
 	net := memnet.New()
 	ids := []string{"1", "2", "3"}
 	var peers []Peer
@@ -160,11 +171,7 @@ func noticeEnsemble(t *testing.T, broadcast bool) (leader *Ensemble, followers [
 			t.Fatal(err)
 		}
 		e, err := Open(Config{ID: id, Dir: filepath.Join(base, id), Transport: ep, Peers: peers,
-			TickTime: 250 * time.Millisecond,
-			hooks: &testHooks{
-				tuneRaft:          func(c *raft.Config) { c.CommitTimeout = time.Hour },
-				noCommitBroadcast: !broadcast,
-			}})
+			TickTime: 250 * time.Millisecond, hooks: hooks})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,5 +327,60 @@ func TestNoticeOfOlderTermIsHarmless(t *testing.T) {
 	}
 	if err := f.fsm.waitApplied(ctx, n); err != nil {
 		t.Fatalf("the follower never applied %d: %v", n, err)
+	}
+}
+
+// A replica deposed between verifying its leadership and answering a sync
+// must not answer: its commit index may by then end in its successor's term,
+// and a notice naming it leader of that term makes the successor step down
+// (raft treats a same-term AppendEntries at a leader as another leader's).
+// The hook stalls the old leader right after its check, as a GC pause could.
+func TestSyncAnswerNeverSpeaksForASuccessorsTerm(t *testing.T) {
+	var armed atomic.Bool
+	paused, release := make(chan struct{}), make(chan struct{})
+	x, followers := hookedEnsemble(t, &testHooks{afterVerifyLeader: func() {
+		if armed.CompareAndSwap(true, false) {
+			paused <- struct{}{}
+			<-release
+		}
+	}})
+	f := followers[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		commit, term uint64
+		err          error
+	}
+	answered := make(chan answer, 1)
+	armed.Store(true)
+	go func() {
+		_, commit, term, err := x.leaderSyncIndex()
+		answered <- answer{commit, term, err}
+	}()
+	<-paused
+	if err := x.raft.LeadershipTransferToServer(raft.ServerID(f.ID()), raft.ServerAddress(f.Addr())).Error(); err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	// The old leader learns that its successor's no-op committed.
+	for {
+		var l raft.Log
+		c := x.raft.CommitIndex()
+		if f.raft.State() == raft.Leader && x.logs.GetLog(c, &l) == nil && l.Term == f.raft.CurrentTerm() {
+			break
+		}
+		if ctx.Err() != nil {
+			close(release)
+			t.Fatal("the old leader never learned its successor's first commit")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	a := <-answered
+	if !errors.Is(a.err, errNotLeader) {
+		t.Fatalf("the deposed leader answered a sync with commit %d of term %d (%v), want errNotLeader", a.commit, a.term, a.err)
 	}
 }

@@ -66,6 +66,7 @@ type Config struct {
 type testHooks struct {
 	tuneRaft          func(*raft.Config) // adjusts raft's configuration last
 	noCommitBroadcast bool               // the leader sends no commit notices
+	afterVerifyLeader func()             // runs in leaderSyncIndex right after the leadership check
 }
 
 // Peer is one member of the ensemble.

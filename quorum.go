@@ -220,6 +220,9 @@ func (e *Ensemble) leaderSyncIndex() (target, commit, term uint64, err error) {
 	if err := e.await(e.raft.VerifyLeader()); err != nil { // not .Error(): see await
 		return 0, 0, 0, errNotLeader
 	}
+	if h := e.cfg.hooks; h != nil && h.afterVerifyLeader != nil {
+		h.afterVerifyLeader()
+	}
 	commit = e.raft.CommitIndex()
 	// Until a new leader has committed an entry of its own term (the no-op
 	// raft appends on election), its commit index may lag writes that its
