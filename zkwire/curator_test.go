@@ -66,12 +66,88 @@ func runCurator(t *testing.T, cp []string, connect string) {
 // node layouts (protected "_c_<uuid>-lock-" names, lowest sequence holds)
 // really are shared.
 func TestCuratorAndZooShareALock(t *testing.T) {
-	cp := needCurator(t)
 	c := newCluster(t, Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "/usr/bin/java", "-cp", strings.Join(cp, ":"),
-		filepath.Join("testdata", "curator", "CuratorLockPeer.java"), strings.Join(c.addrs, ","), "/shared/lock")
+	peer := startCuratorPeer(t, "CuratorLockPeer.java", strings.Join(c.addrs, ","), "/shared/lock")
+	ctx := testCtx(t)
+
+	peer.expect("locked")
+	m, err := recipe.NewMutex(c.Session(0), "/shared/lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.TryLock(ctx); !errors.Is(err, recipe.ErrLocked) {
+		t.Fatalf("zoo's TryLock while Curator holds the lock: %v, want ErrLocked", err)
+	}
+	peer.next()
+	peer.expect("released")
+	if err := m.Lock(ctx); err != nil {
+		t.Fatalf("zoo's Lock after Curator released: %v", err)
+	}
+	peer.next()
+	peer.expect("waiting")
+	peer.quiet(500 * time.Millisecond) // it must still be waiting
+	if err := m.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.expect("locked")
+	peer.next()
+	peer.expect("released")
+	peer.expect("done")
+}
+
+// TestCuratorAndZooShareAnElection has Curator's LeaderLatch and zoo's
+// recipe.Election campaign on one path: one leads at a time, each takes over
+// when the other leaves, and each reads the other's participant value.
+func TestCuratorAndZooShareAnElection(t *testing.T) {
+	c := newCluster(t, Config{})
+	peer := startCuratorPeer(t, "CuratorLatchPeer.java", strings.Join(c.addrs, ","), "/shared/election")
+	ctx := testCtx(t)
+
+	peer.expect("leader")
+	e, err := recipe.NewElection(c.Session(0), "/shared/election")
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := make(chan error, 1)
+	go func() { won <- e.Campaign(ctx, []byte("zoo")) }()
+	select {
+	case err := <-won:
+		t.Fatalf("zoo's Campaign returned %v while Curator leads", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if info, err := e.Leader(ctx); err != nil || string(info.Value) != "curator" {
+		t.Fatalf("zoo sees leader %q (%v), want Curator's participant id", info.Value, err)
+	}
+	peer.next()
+	peer.expect("closed")
+	if err := <-won; err != nil || !e.IsLeader() {
+		t.Fatalf("zoo's Campaign after Curator's latch closed: %v (leader %v)", err, e.IsLeader())
+	}
+	peer.next()
+	peer.expect("sees zoo")
+	peer.quiet(500 * time.Millisecond) // Curator's new latch must not lead
+	if err := e.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.expect("leader")
+	peer.next()
+	peer.expect("done")
+}
+
+// curatorPeer is a Java program of testdata/curator driven line by line.
+type curatorPeer struct {
+	t     *testing.T
+	stdin io.Writer
+	lines chan string
+}
+
+// startCuratorPeer runs testdata/curator/<file> with args; it is killed when
+// the test ends (its stderr is logged if the test failed).
+func startCuratorPeer(t *testing.T, file string, args ...string) *curatorPeer {
+	t.Helper()
+	cp := needCurator(t)
+	cmd := exec.Command("/usr/bin/java", append([]string{"-cp", strings.Join(cp, ":"),
+		filepath.Join("testdata", "curator", file)}, args...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -85,66 +161,53 @@ func TestCuratorAndZooShareALock(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("Java stderr:\n%s", stderr.String())
-		}
-	}()
-	lines := make(chan string, 16)
+	p := &curatorPeer{t: t, stdin: stdin, lines: make(chan string, 16)}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			lines <- sc.Text()
+			p.lines <- sc.Text()
 		}
-		close(lines)
+		close(p.lines)
 	}()
-	expect := func(want string) {
-		t.Helper()
-		select {
-		case got, ok := <-lines:
-			if !ok || got != want {
-				t.Fatalf("Curator said %q (open %v), want %q", got, ok, want)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatalf("Curator did not say %q", want)
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", file, stderr.String())
 		}
-	}
-	step := func() {
-		t.Helper()
-		if _, err := io.WriteString(stdin, "next\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
+	return p
+}
 
-	expect("locked")
-	m, err := recipe.NewMutex(c.Session(0), "/shared/lock")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.TryLock(ctx); !errors.Is(err, recipe.ErrLocked) {
-		t.Fatalf("zoo's TryLock while Curator holds the lock: %v, want ErrLocked", err)
-	}
-	step()
-	expect("released")
-	if err := m.Lock(ctx); err != nil {
-		t.Fatalf("zoo's Lock after Curator released: %v", err)
-	}
-	step()
-	expect("waiting")
+// expect waits for the peer's next line, which must be want.
+func (p *curatorPeer) expect(want string) {
+	p.t.Helper()
 	select {
-	case l := <-lines:
-		t.Fatalf("Curator said %q while zoo holds the lock", l)
-	case <-time.After(500 * time.Millisecond): // it must still be waiting
+	case got, ok := <-p.lines:
+		if !ok || got != want {
+			p.t.Fatalf("Curator said %q (still running: %v), want %q", got, ok, want)
+		}
+	case <-time.After(60 * time.Second):
+		p.t.Fatalf("Curator did not say %q", want)
 	}
-	if err := m.Unlock(ctx); err != nil {
-		t.Fatal(err)
+}
+
+// quiet requires the peer to say nothing for d.
+func (p *curatorPeer) quiet(d time.Duration) {
+	p.t.Helper()
+	select {
+	case l := <-p.lines:
+		p.t.Fatalf("Curator said %q, want it still waiting", l)
+	case <-time.After(d):
 	}
-	expect("locked")
-	step()
-	expect("released")
-	expect("done")
+}
+
+// next tells the peer to take its next step.
+func (p *curatorPeer) next() {
+	p.t.Helper()
+	if _, err := io.WriteString(p.stdin, "next\n"); err != nil {
+		p.t.Fatal(err)
+	}
 }
 
 // needCurator returns the class path for Curator, skipping the test (failing
