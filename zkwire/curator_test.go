@@ -134,6 +134,88 @@ func TestCuratorAndZooShareAnElection(t *testing.T) {
 	peer.expect("done")
 }
 
+// TestCuratorAndZooShareASemaphore has Curator's InterProcessSemaphoreV2 and
+// zoo's recipe.Semaphore share two leases on one path.
+func TestCuratorAndZooShareASemaphore(t *testing.T) {
+	c := newCluster(t, Config{})
+	peer := startCuratorPeer(t, "CuratorSemaphorePeer.java", strings.Join(c.addrs, ","), "/shared/semaphore")
+	ctx := testCtx(t)
+
+	peer.expect("two")
+	sem, err := recipe.NewSemaphore(c.Session(0), "/shared/semaphore", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sem.TryAcquire(ctx); !errors.Is(err, recipe.ErrNoLease) {
+		t.Fatalf("zoo's TryAcquire while Curator holds both leases: %v, want ErrNoLease", err)
+	}
+	peer.next()
+	peer.expect("returned one")
+	lease, err := sem.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("zoo's Acquire after Curator returned a lease: %v", err)
+	}
+	peer.next()
+	peer.expect("waiting")
+	peer.quiet(500 * time.Millisecond) // Curator holds one, zoo one: no third
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.expect("acquired")
+	peer.next()
+	peer.expect("done")
+}
+
+// TestCuratorAndZooShareARWLock has Curator's InterProcessReadWriteLock and
+// zoo's recipe.RWMutex share one lock: readers together, a writer alone.
+func TestCuratorAndZooShareARWLock(t *testing.T) {
+	c := newCluster(t, Config{})
+	peer := startCuratorPeer(t, "CuratorRWLockPeer.java", strings.Join(c.addrs, ","), "/shared/rwlock")
+	ctx := testCtx(t)
+
+	peer.expect("read-locked")
+	reader, err := recipe.NewRWMutex(c.Session(0), "/shared/rwlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer, err := recipe.NewRWMutex(c.Session(1), "/shared/rwlock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.TryRLock(ctx); err != nil {
+		t.Fatalf("zoo's TryRLock beside Curator's reader: %v", err)
+	}
+	if err := writer.TryLock(ctx); !errors.Is(err, recipe.ErrLocked) {
+		t.Fatalf("zoo's TryLock while readers hold the lock: %v, want ErrLocked", err)
+	}
+	peer.next()
+	peer.expect("read-released")
+	peer.next()
+	peer.expect("waiting-write")
+	peer.quiet(500 * time.Millisecond) // zoo still reads: Curator's writer waits
+	if err := reader.RUnlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.expect("write-locked")
+	if err := reader.TryRLock(ctx); !errors.Is(err, recipe.ErrLocked) {
+		t.Fatalf("zoo's TryRLock while Curator writes: %v, want ErrLocked", err)
+	}
+	peer.next()
+	peer.expect("write-released")
+	if err := writer.Lock(ctx); err != nil {
+		t.Fatalf("zoo's Lock once Curator's writer left: %v", err)
+	}
+	peer.next()
+	peer.expect("waiting-read")
+	peer.quiet(500 * time.Millisecond) // zoo writes: Curator's reader waits
+	if err := writer.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peer.expect("read-locked")
+	peer.next()
+	peer.expect("done")
+}
+
 // curatorPeer is a Java program of testdata/curator driven line by line.
 type curatorPeer struct {
 	t     *testing.T
