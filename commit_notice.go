@@ -109,6 +109,7 @@ func (t *noticeTransport) notify(n commitNotice) {
 // brings it, and follows it.
 func (t *noticeTransport) run() {
 	var pending commitNotice // the highest notice not yet handed over
+	var sent commitNotice    // the last notice handed over: lower ones add nothing
 	var forwarded struct{ index, term uint64 }
 	for {
 		select {
@@ -139,16 +140,20 @@ func (t *noticeTransport) run() {
 				if !t.send(pending.rpc(t)) {
 					return
 				}
-				pending = commitNotice{}
+				sent, pending = pending, commitNotice{}
 			}
 		case n := <-t.notices:
 			if n.term < pending.term || (n.term == pending.term && n.index <= pending.index) {
 				continue // the pending one says more
 			}
+			if n.term == sent.term && n.index <= sent.index {
+				continue // one raft already has says more (a forwarded write's reply and the broadcast both tell)
+			}
 			if t.stored(n.index) || (forwarded.term == n.term && forwarded.index >= n.index) {
 				if !t.send(n.rpc(t)) {
 					return
 				}
+				sent = n
 				if n.index >= pending.index {
 					pending = commitNotice{}
 				}
@@ -188,10 +193,10 @@ func (n commitNotice) rpc(t *noticeTransport) raft.RPC {
 	}
 }
 
-// noticeCommit hands raft a notice for an entry this replica has not applied
-// yet. Notices without a term (unknown, after a restore) are dropped.
+// noticeCommit hands raft a notice of a commit it does not know of yet.
+// Notices without a term (unknown, after a restore) are dropped.
 func (e *Ensemble) noticeCommit(n commitNotice) {
-	if n.term == 0 || n.index == 0 || e.notices == nil || e.fsm.appliedIndex() >= n.index {
+	if n.term == 0 || n.index == 0 || e.notices == nil || e.raft.CommitIndex() >= n.index {
 		return
 	}
 	// A leader learns commits itself; a notice in its own term could only be

@@ -102,6 +102,22 @@ func TestNoticeWaitsForTheEntryToArrive(t *testing.T) {
 	wantNotice(t, nextRPC(t, nt), 12, 3)
 }
 
+// A notice no higher than one raft already got from this term is dropped: a
+// follower hears of its forwarded write's commit twice (reply and broadcast).
+func TestNoticeNoHigherThanOneSentIsDropped(t *testing.T) {
+	inner, nt := newTestNoticeTransport(t, 20)
+	nt.notify(commitNotice{index: 12, term: 3, leaderID: "L", leaderAddr: "addr-L"})
+	wantNotice(t, nextRPC(t, nt), 12, 3)
+	notifyAndSettle(t, nt, commitNotice{index: 12, term: 3, leaderID: "L", leaderAddr: "addr-L"})
+	notifyAndSettle(t, nt, commitNotice{index: 11, term: 3, leaderID: "L", leaderAddr: "addr-L"})
+	probe := &raft.RequestVoteRequest{Term: 5}
+	if got := feed(t, inner, nt, probe); got.Command != probe {
+		t.Fatalf("got %+v, want the probe: the repeated notices were handed over", got.Command)
+	}
+	nt.notify(commitNotice{index: 13, term: 3, leaderID: "L", leaderAddr: "addr-L"})
+	wantNotice(t, nextRPC(t, nt), 13, 3)
+}
+
 // A late notice of an older term does not displace a pending one of a newer
 // term, whatever its index.
 func TestNoticeOfOlderTermDoesNotDisplaceNewer(t *testing.T) {
