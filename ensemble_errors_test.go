@@ -449,3 +449,25 @@ func TestSelfListedByHostName(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// MultiRead's errors name the operation like every other call's, and a
+// PathError without a path reads "op: reason".
+func TestMultiReadErrorIsAPathError(t *testing.T) {
+	e := openMem(t)
+	ctx := testCtx(t)
+	s, err := e.NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.MultiRead(ctx, zoo.GetDataOp{Path: "/"})
+	var pe *zoo.PathError
+	if !errors.As(err, &pe) || pe.Op != "multiRead" || !errors.Is(err, zoo.ErrClosed) {
+		t.Fatalf("MultiRead on a closed session: %v (%T), want a multiRead PathError wrapping ErrClosed", err, err)
+	}
+	if want := "multiRead: " + zoo.ErrClosed.Error(); err.Error() != want {
+		t.Fatalf("error reads %q, want %q", err.Error(), want)
+	}
+}
