@@ -1,10 +1,12 @@
 package zoo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -32,9 +34,14 @@ type Config struct {
 	// Join starts a fresh replica without bootstrapping: it waits to be added by
 	// [Ensemble.AddVoter] or [Ensemble.AddObserver] on a member.
 	Join bool
+	// PeerTLS secures the links between replicas with mutual TLS 1.3 (see
+	// [PeerTLS]); every member must set it. Nil: plaintext links, which
+	// anyone who can reach the port and comes from a member's address can
+	// use as a replica would: for trusted networks only.
+	PeerTLS *PeerTLS
 	// Transport overrides how replicas reach each other (zootest uses an
-	// in-memory one); BindAddr and AdvertiseAddr must then be empty. Default:
-	// TCP on BindAddr.
+	// in-memory one); BindAddr, AdvertiseAddr and PeerTLS must then be
+	// empty. Default: TCP on BindAddr.
 	Transport Transport
 
 	// TickTime is the base time unit, as ZooKeeper's tickTime. Default 2s. Raft's
@@ -67,6 +74,19 @@ type testHooks struct {
 	tuneRaft          func(*raft.Config) // adjusts raft's configuration last
 	noCommitBroadcast bool               // the leader sends no commit notices
 	afterVerifyLeader func()             // runs in leaderSyncIndex right after the leadership check
+}
+
+// Transport carries both raft traffic and zoo's own peer RPC between
+// replicas. The default is TCP on [Config.BindAddr].
+type Transport interface {
+	// Raft returns the raft transport for this replica.
+	Raft() raft.Transport
+	// Listener accepts zoo peer-RPC connections addressed to this replica.
+	Listener() net.Listener
+	// Dial opens a zoo peer-RPC connection to the replica whose raft address is addr.
+	Dial(ctx context.Context, addr raft.ServerAddress) (net.Conn, error)
+	// Close releases the listener and the raft transport.
+	Close() error
 }
 
 // Peer is one member of the ensemble.
@@ -176,6 +196,17 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.Transport != nil && cfg.AdvertiseAddr != "" {
 		return cfg, &ConfigError{"AdvertiseAddr", "contradicts Transport: a custom transport decides addresses"}
+	}
+	if cfg.PeerTLS != nil {
+		if cfg.Transport != nil {
+			return cfg, &ConfigError{"PeerTLS", "contradicts Transport: a custom transport secures its own links"}
+		}
+		if cfg.BindAddr == "" {
+			return cfg, &ConfigError{"PeerTLS", "needs BindAddr: a replica without it has no links to secure"}
+		}
+		if err := cfg.PeerTLS.check(); err != nil {
+			return cfg, err
+		}
 	}
 	if cfg.AdvertiseAddr != "" && cfg.BindAddr == "" {
 		return cfg, &ConfigError{"AdvertiseAddr", "needs BindAddr: without it the replica does not listen"}

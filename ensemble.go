@@ -18,6 +18,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/zooraft/zoo/internal/memnet"
+	"github.com/zooraft/zoo/internal/peer"
 )
 
 // Ensemble is one replica of a zoo ensemble. It serves sessions created on it:
@@ -40,10 +41,14 @@ type Ensemble struct {
 
 	mu       sync.Mutex // guards sessions, clients, readOnly
 	sessions map[int64]*Session
-	clients  map[raft.ServerAddress]*rpcClient
+	clients  map[raft.ServerAddress]*peer.Client
 	readOnly map[*Session]struct{} // live read-only handles (readonly.go); nil when none yet
 
 	commits *commitBroadcaster // leader: tells followers of commits at once
+
+	// admitting is raft once started, for the transport's admission checks
+	// (peer_links.go), which run on the transport's goroutines.
+	admitting atomic.Pointer[raft.Raft]
 
 	leaderMu    sync.Mutex // guards the leadership last seen, for Status.LeaderSince
 	leaderTerm  uint64
@@ -64,7 +69,7 @@ func Open(cfg Config) (*Ensemble, error) {
 		return nil, err
 	}
 	e := &Ensemble{cfg: cfg, logger: cfg.Logger.With("replica", cfg.ID),
-		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*rpcClient{}}
+		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*peer.Client{}}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.open(); err != nil {
 		e.cancel()
@@ -124,7 +129,7 @@ func (e *Ensemble) open() error {
 		}
 		e.transport = ep
 	default:
-		t, err := newTCPTransport(cfg.BindAddr, cfg.AdvertiseAddr, hlog)
+		t, err := e.openTCPTransport(hlog)
 		if err != nil {
 			return err
 		}
@@ -195,10 +200,13 @@ func (e *Ensemble) open() error {
 		return fmt.Errorf("zoo: start raft: %w", err)
 	}
 	e.raft = r
+	e.admitting.Store(r)
 	notices.setLastIndex(r.LastIndex)
 
 	e.tracker = newSessionTracker(e)
-	e.goRun(func() { serveRPC(e.ctx, e.transport.Listener(), e.handleRPC, e.startRPC, rpcCodeOf, hlog.Named("rpc")) })
+	e.goRun(func() {
+		peer.Serve(e.ctx, e.transport.Listener(), e.handleRPC, e.startRPC, rpcCodeOf, hlog.Named("rpc"))
+	})
 	e.goRun(e.tracker.run)
 	e.goRun(e.touchLoop)
 	e.goRun(e.reapLoop)
@@ -276,7 +284,7 @@ func (e *Ensemble) release() {
 	for _, c := range e.clients {
 		c.Close()
 	}
-	e.clients = map[raft.ServerAddress]*rpcClient{}
+	e.clients = map[raft.ServerAddress]*peer.Client{}
 	e.mu.Unlock()
 	if e.notices != nil {
 		e.notices.shutdown()
@@ -542,16 +550,16 @@ func (e *Ensemble) startRPC(ctx context.Context, method byte, payload []byte) fu
 }
 
 // forwardApply sends a write to the leader; queued, if not nil, is called
-// once the request is queued on the connection (see rpcClient.CallQueued). If
+// once the request is queued on the connection (see peer.Client.CallQueued). If
 // the connection breaks after the request left, the outcome is unknown
 // (ErrConnectionLoss).
 func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, b []byte, queued func()) (*applyResult, error) {
 	out, err := e.client(leader).CallQueued(ctx, rpcApply, b, queued)
 	if err != nil {
-		if errors.Is(err, errRPCNotSent) {
+		if errors.Is(err, peer.ErrNotSent) {
 			return nil, errNoLeader // nothing left this replica: retry
 		}
-		if errors.Is(err, errRPCUnavailable) {
+		if errors.Is(err, peer.ErrUnavailable) {
 			return nil, fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leader, err)
 		}
 		return nil, err
@@ -559,12 +567,12 @@ func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, 
 	return decodeResult(out)
 }
 
-func (e *Ensemble) client(addr raft.ServerAddress) *rpcClient {
+func (e *Ensemble) client(addr raft.ServerAddress) *peer.Client {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c := e.clients[addr]
 	if c == nil {
-		c = newRPCClient(func(ctx context.Context) (net.Conn, error) { return e.transport.Dial(ctx, addr) }, rpcErrFromCode)
+		c = peer.NewClient(func(ctx context.Context) (net.Conn, error) { return e.transport.Dial(ctx, addr) }, rpcErrFromCode)
 		e.clients[addr] = c
 	}
 	return c

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/zooraft/zoo/internal/peer"
 )
 
 // Mode is a replica's role, as "Mode:" in ZooKeeper's srvr output.
@@ -317,9 +319,9 @@ func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) err
 		default:
 			_, err = e.client(leaderAddr).Call(ctx, rpcMembership, b.b)
 			switch {
-			case errors.Is(err, errRPCNotSent):
+			case errors.Is(err, peer.ErrNotSent):
 				err = errNoLeader // the leader is gone; nothing was sent: retry
-			case errors.Is(err, errRPCUnavailable):
+			case errors.Is(err, peer.ErrUnavailable):
 				err = fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leaderAddr, err)
 			}
 		}

@@ -1,4 +1,4 @@
-package zoo
+package peer
 
 import (
 	"bytes"
@@ -38,13 +38,13 @@ func testErrFromCode(code int32, msg string) error {
 
 // startRPCServer runs serveRPC on ln until cleanup, which waits for it.
 // It returns a func that stops the server early (idempotent).
-func startRPCServer(t *testing.T, ln net.Listener, h rpcHandler, codeOf func(error) int32) (stop func()) {
+func startRPCServer(t *testing.T, ln net.Listener, h Handler, codeOf func(error) int32) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		serveRPC(ctx, ln, h, nil, codeOf, hclog.NewNullLogger())
+		Serve(ctx, ln, h, nil, codeOf, hclog.NewNullLogger())
 	}()
 	stop = func() { cancel(); <-done }
 	t.Cleanup(stop)
@@ -75,9 +75,9 @@ func (d *countingDialer) dial(ctx context.Context) (net.Conn, error) {
 	return c, err
 }
 
-func newTestClient(t *testing.T, d *countingDialer) *rpcClient {
+func newTestClient(t *testing.T, d *countingDialer) *Client {
 	t.Helper()
-	c := newRPCClient(d.dial, testErrFromCode)
+	c := NewClient(d.dial, testErrFromCode)
 	t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -182,7 +182,7 @@ func TestRPCHandlerErrors(t *testing.T) {
 		{"sentinel", 1, func(err error) bool { return errors.Is(err, errTestNoNode) }},
 		{"wrapped sentinel", 2, func(err error) bool { return errors.Is(err, errTestNoNode) }},
 		{"uncoded", 3, func(err error) bool {
-			var re *remoteError
+			var re *RemoteError
 			return errors.As(err, &re) && re.Code == 0 && re.Msg == "plain failure"
 		}},
 	}
@@ -192,7 +192,7 @@ func TestRPCHandlerErrors(t *testing.T) {
 			if err == nil || !tc.check(err) {
 				t.Fatalf("Call err = %v (%T)", err, err)
 			}
-			if errors.Is(err, errRPCUnavailable) {
+			if errors.Is(err, ErrUnavailable) {
 				t.Fatalf("handler error reported as unavailable: %v", err)
 			}
 		})
@@ -268,8 +268,8 @@ func TestRPCServerRestart(t *testing.T) {
 	stop() // closes the listener and every served conn
 
 	for i := range 3 {
-		if _, err := c.Call(context.Background(), 1, nil); !errors.Is(err, errRPCUnavailable) {
-			t.Fatalf("Call %d with server down = %v, want errRPCUnavailable", i, err)
+		if _, err := c.Call(context.Background(), 1, nil); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Call %d with server down = %v, want ErrUnavailable", i, err)
 		}
 	}
 
@@ -303,8 +303,8 @@ func TestRPCServerDiesMidCall(t *testing.T) {
 	}()
 	<-started
 	stop()
-	if err := <-res; !errors.Is(err, errRPCUnavailable) {
-		t.Fatalf("Call during shutdown = %v, want errRPCUnavailable", err)
+	if err := <-res; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Call during shutdown = %v, want ErrUnavailable", err)
 	}
 }
 
@@ -316,7 +316,7 @@ func TestRPCClientClose(t *testing.T) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}, nil)
-	c := newRPCClient((&countingDialer{addr: ln.Addr().String()}).dial, nil)
+	c := NewClient((&countingDialer{addr: ln.Addr().String()}).dial, nil)
 
 	res := make(chan error, 1)
 	go func() {
@@ -330,7 +330,7 @@ func TestRPCClientClose(t *testing.T) {
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if err := <-res; !errors.Is(err, errRPCUnavailable) || !errors.Is(err, net.ErrClosed) {
+	if err := <-res; !errors.Is(err, ErrUnavailable) || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("in-flight Call on Close = %v", err)
 	}
 	if _, err := c.Call(context.Background(), 1, nil); !errors.Is(err, net.ErrClosed) {
@@ -346,9 +346,9 @@ func TestRPCFrameLimits(t *testing.T) {
 	c := newTestClient(t, &countingDialer{addr: ln.Addr().String()})
 
 	t.Run("oversized payload refused locally", func(t *testing.T) {
-		_, err := c.Call(context.Background(), 1, make([]byte, rpcMaxBodySize+1))
-		if !errors.Is(err, errRPCTooLarge) {
-			t.Fatalf("Call = %v, want errRPCTooLarge", err)
+		_, err := c.Call(context.Background(), 1, make([]byte, MaxBodySize+1))
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("Call = %v, want ErrTooLarge", err)
 		}
 		if _, err := c.Call(context.Background(), 1, []byte("ok")); err != nil {
 			t.Fatalf("Call after refused payload: %v", err)
@@ -361,8 +361,8 @@ func TestRPCFrameLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer raw.Close()
-		var hdr [rpcHeaderSize]byte
-		binary.BigEndian.PutUint32(hdr[:4], rpcMaxFrameSize+1)
+		var hdr [headerSize]byte
+		binary.BigEndian.PutUint32(hdr[:4], maxFrameSize+1)
 		if _, err := raw.Write(hdr[:]); err != nil {
 			t.Fatal(err)
 		}
@@ -378,7 +378,7 @@ func TestRPCServeStopsWhenListenerCloses(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		serveRPC(context.Background(), ln, func(context.Context, byte, []byte) ([]byte, error) { return nil, nil }, nil, nil, nil)
+		Serve(context.Background(), ln, func(context.Context, byte, []byte) ([]byte, error) { return nil, nil }, nil, nil, nil)
 	}()
 	ln.Close()
 	select {

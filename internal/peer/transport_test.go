@@ -1,4 +1,4 @@
-package zoo
+package peer
 
 import (
 	"bytes"
@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
 // testTransport starts a transport on a free loopback port, closed at cleanup.
-func testTransport(t *testing.T) *tcpTransport {
+func testTransport(t *testing.T) *Transport {
 	t.Helper()
-	tr, err := newTCPTransport("127.0.0.1:0", "", hclog.NewNullLogger())
+	tr, err := NewTCP(Options{Bind: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatalf("newTCPTransport: %v", err)
 	}
@@ -82,7 +81,7 @@ func TestTransportMuxRaftAndRPC(t *testing.T) {
 	}
 
 	// Peer RPC on the same port.
-	c := newRPCClient(func(ctx context.Context) (net.Conn, error) {
+	c := NewClient(func(ctx context.Context) (net.Conn, error) {
 		return a.Dial(ctx, b.Raft().LocalAddr())
 	}, nil)
 	t.Cleanup(func() { c.Close() })
@@ -183,13 +182,13 @@ func TestTransportSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 		defer silent.Close()
 	}
 
-	c := newRPCClient(func(ctx context.Context) (net.Conn, error) {
+	c := NewClient(func(ctx context.Context) (net.Conn, error) {
 		return a.Dial(ctx, raft.ServerAddress(b.Addr().String()))
 	}, nil)
 	defer c.Close()
 	// Well inside the handshake timeout, so only a non-blocking accept
 	// loop can have served us.
-	ctx, cancel := context.WithTimeout(context.Background(), muxHandshakeTimeout/2)
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultHandshakeTimeout/2)
 	defer cancel()
 	if _, err := c.Call(ctx, 1, nil); err != nil {
 		t.Fatalf("Call behind silent conns: %v", err)
@@ -200,7 +199,7 @@ func TestTransportSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 // are dropped: replicas of different versions must not misread each other.
 func TestTransportDropsUnknownKind(t *testing.T) {
 	tr := testTransport(t)
-	for _, kind := range []byte{'X', muxZooV1} {
+	for _, kind := range []byte{'X', kindRPCv1} {
 		c, err := net.Dial("tcp", tr.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -217,7 +216,7 @@ func TestTransportDropsUnknownKind(t *testing.T) {
 }
 
 func TestTransportCloseUnblocks(t *testing.T) {
-	tr, err := newTCPTransport("127.0.0.1:0", "", nil)
+	tr, err := NewTCP(Options{Bind: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +258,7 @@ func TestTransportCloseUnblocks(t *testing.T) {
 	}
 	for name, c := range map[string]net.Conn{"accepted": zc, "handshaking": silent} {
 		// Well before the handshake timeout: Close itself must have hung up.
-		c.SetReadDeadline(time.Now().Add(muxHandshakeTimeout / 2))
+		c.SetReadDeadline(time.Now().Add(DefaultHandshakeTimeout / 2))
 		if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 			t.Errorf("%s conn read after Close = %v, want closed", name, err)
 		}
@@ -283,17 +282,17 @@ func TestTransportAddresses(t *testing.T) {
 		{name: "bound address", bind: "127.0.0.1:0"},
 		{name: "explicit advertise", bind: "127.0.0.1:0", adv: "127.0.0.1:7000", wantAddr: "127.0.0.1:7000"},
 		{name: "host name advertise kept as given", bind: "127.0.0.1:0", adv: "zoo1.example:7000", wantAddr: "zoo1.example:7000"},
-		{name: "unspecified advertise", bind: "127.0.0.1:0", adv: "0.0.0.0:7000", wantErr: errUnadvertisableAddr},
-		{name: "unspecified v6 advertise", bind: "127.0.0.1:0", adv: "[::]:7000", wantErr: errUnadvertisableAddr},
-		{name: "advertise without host", bind: "127.0.0.1:0", adv: ":7000", wantErr: errUnadvertisableAddr},
-		{name: "advertise port 0", bind: "127.0.0.1:0", adv: "127.0.0.1:0", wantErr: errUnadvertisableAddr},
-		{name: "unspecified bind without advertise", bind: "0.0.0.0:0", wantErr: errUnadvertisableAddr},
+		{name: "unspecified advertise", bind: "127.0.0.1:0", adv: "0.0.0.0:7000", wantErr: ErrUnadvertisable},
+		{name: "unspecified v6 advertise", bind: "127.0.0.1:0", adv: "[::]:7000", wantErr: ErrUnadvertisable},
+		{name: "advertise without host", bind: "127.0.0.1:0", adv: ":7000", wantErr: ErrUnadvertisable},
+		{name: "advertise port 0", bind: "127.0.0.1:0", adv: "127.0.0.1:0", wantErr: ErrUnadvertisable},
+		{name: "unspecified bind without advertise", bind: "0.0.0.0:0", wantErr: ErrUnadvertisable},
 		{name: "port in use", bind: busy.Addr().String(), errSubstr: busy.Addr().String()},
 		{name: "bad bind", bind: "not-an-address", errSubstr: "not-an-address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tr, err := newTCPTransport(tc.bind, tc.adv, nil)
+			tr, err := NewTCP(Options{Bind: tc.bind, Advertise: tc.adv})
 			if tc.wantErr != nil || tc.errSubstr != "" {
 				if err == nil {
 					tr.Close()

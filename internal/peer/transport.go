@@ -1,0 +1,464 @@
+package peer
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// The first byte of every connection on the port (inside TLS, when on) names
+// what it carries, so one address per replica serves both raft and RPC.
+const (
+	KindRaft byte = 'R'
+	// KindRPC announces zoo's peer RPC and its version: 'Z' was the first,
+	// '2' added commit notices and entry terms in results. Other versions are
+	// refused with a log line, so replicas of different versions fail loudly
+	// instead of misreading each other (upgrade all replicas together).
+	KindRPC   byte = '2'
+	kindRPCv1 byte = 'Z'
+)
+
+// Defaults of Options.
+const (
+	// DefaultHandshakeTimeout bounds how long a new connection may take to
+	// finish its TLS handshake and send its kind byte.
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultMaxConnsPerIP bounds the connections open from one remote IP
+	// address. A member keeps a few per peer (raft's pool of 3, its
+	// pipeline, a snapshot, one RPC connection); replicas sharing one host
+	// share the bound, so it leaves room for a dozen of them.
+	DefaultMaxConnsPerIP = 128
+
+	// Raft transport tuning; raft's own defaults for a TCP transport.
+	raftMaxPool = 3
+	raftTimeout = 10 * time.Second
+)
+
+// ErrUnadvertisable means the address peers would be told to dial is not
+// one they can dial, e.g. 0.0.0.0.
+var ErrUnadvertisable = errors.New("zoo: address is not advertisable")
+
+// Options configure a Transport.
+type Options struct {
+	// Bind is the address to listen on.
+	Bind string
+	// Advertise is the address peers dial (and this replica's raft
+	// ServerAddress); empty means the bound address.
+	Advertise string
+	// TLS, if not nil, makes every link mutual TLS 1.3.
+	TLS *TLS
+	// Members returns the addresses (host:port) of the ensemble's members;
+	// only they are admitted (see admit.go). Nil or an empty list admits
+	// any peer that passes TLS: a replica waiting to be added knows no
+	// members yet.
+	Members func() []string
+	// MaxConnsPerIP bounds connections from one remote IP address.
+	// 0 means DefaultMaxConnsPerIP.
+	MaxConnsPerIP int
+	// HandshakeTimeout bounds the admission of a connection. 0 means
+	// DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// Logger receives the transport's logs; nil discards them.
+	Logger hclog.Logger
+}
+
+// Transport serves raft and zoo peer RPC on one TCP port.
+type Transport struct {
+	opts      Options
+	ln        net.Listener
+	advertise net.Addr
+	logger    hclog.Logger
+	raftLn    *muxListener
+	rpcLn     *muxListener
+	raft      *raft.NetworkTransport
+	members   *memberAddrs
+	warnings  *rateLimitedLog
+	dialer    net.Dialer // from the bound IP, when there is one
+
+	// ctx is cancelled by Close; it aborts pending handshakes.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loop and handshakes
+
+	mu      sync.Mutex            // guards inbound, perIP and closed
+	inbound map[net.Conn]struct{} // accepted conns not yet closed, closed by Close
+	perIP   map[netip.Addr]int    // open inbound conns per remote IP
+	closed  bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewTCP listens on opts.Bind and starts admitting connections.
+func NewTCP(opts Options) (*Transport, error) {
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.MaxConnsPerIP == 0 {
+		opts.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if opts.HandshakeTimeout == 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	var adv net.Addr
+	if opts.Advertise != "" {
+		if err := checkAdvertisable(opts.Advertise); err != nil {
+			return nil, fmt.Errorf("zoo: advertise address %q: %w", opts.Advertise, err)
+		}
+		adv = addrString(opts.Advertise)
+	}
+	ln, err := net.Listen("tcp", opts.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("zoo: listen on %q: %w", opts.Bind, err)
+	}
+	if adv == nil {
+		bound := ln.Addr().String()
+		if err := checkAdvertisable(bound); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("zoo: bound address %s (set an advertise address): %w", bound, err)
+		}
+		adv = addrString(bound)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &Transport{
+		opts:      opts,
+		ln:        ln,
+		advertise: adv,
+		logger:    opts.Logger,
+		raftLn:    newMuxListener(adv),
+		rpcLn:     newMuxListener(adv),
+		members:   newMemberAddrs(opts.Members),
+		warnings:  newRateLimitedLog(opts.Logger, time.Minute),
+		ctx:       ctx,
+		cancel:    cancel,
+		inbound:   make(map[net.Conn]struct{}),
+		perIP:     make(map[netip.Addr]int),
+	}
+	// Dial from the IP we listen on: a peer that admits members by address
+	// must see us come from the address it knows, also on a host with
+	// several.
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		t.dialer.LocalAddr = &net.TCPAddr{IP: a.IP}
+	}
+	t.raft = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &raftStream{t: t},
+		MaxPool: raftMaxPool,
+		Timeout: raftTimeout,
+		Logger:  opts.Logger,
+	})
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// checkAdvertisable rejects host:port strings peers could not dial. A host
+// name is kept as given, not resolved, so peers follow later DNS changes.
+func checkAdvertisable(hostport string) error {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnadvertisable, err)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("%w: port %q", ErrUnadvertisable, port)
+	}
+	if host == "" {
+		return fmt.Errorf("%w: no host", ErrUnadvertisable)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		return fmt.Errorf("%w: unspecified IP %s", ErrUnadvertisable, host)
+	}
+	return nil
+}
+
+// addrString is a net.Addr that is exactly the host:port it was given.
+type addrString string
+
+func (a addrString) Network() string { return "tcp" }
+func (a addrString) String() string  { return string(a) }
+
+// Addr is the address peers use to reach this replica.
+func (t *Transport) Addr() net.Addr { return t.advertise }
+
+// Raft is the raft transport over the port.
+func (t *Transport) Raft() raft.Transport { return t.raft }
+
+// Listener accepts the peer-RPC connections admitted on the port.
+func (t *Transport) Listener() net.Listener { return t.rpcLn }
+
+// Dial opens a peer-RPC connection to the replica whose raft address is addr.
+func (t *Transport) Dial(ctx context.Context, addr raft.ServerAddress) (net.Conn, error) {
+	return t.dial(ctx, string(addr), KindRPC)
+}
+
+// Close stops accepting, closes every connection accepted on the port and
+// the raft transport's pooled connections, and waits for our goroutines.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.cancel()
+		t.closeErr = t.ln.Close()
+		t.raft.Close()
+		t.raft.CloseStreams()
+		t.rpcLn.Close()
+		t.raftLn.Close()
+
+		t.mu.Lock()
+		t.closed = true
+		conns := t.inbound
+		t.inbound = nil
+		t.mu.Unlock()
+		for c := range conns {
+			c.Close()
+		}
+		t.wg.Wait()
+	})
+	return t.closeErr
+}
+
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	var delay time.Duration
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Transient (e.g. out of file descriptors): back off, stay alive.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.logger.Warn("accept failed", "error", err, "retry-in", delay)
+			select {
+			case <-time.After(delay):
+			case <-t.ctx.Done():
+				return
+			}
+			continue
+		}
+		delay = 0
+		ok, full := t.track(c)
+		if !ok {
+			c.Close()
+			if full {
+				t.warnings.warn(remoteIP(c).String(), "refusing a connection: too many from one address",
+					"remote-address", c.RemoteAddr().String(), "max", t.opts.MaxConnsPerIP)
+				continue
+			}
+			return // closed
+		}
+		t.wg.Add(1)
+		go t.handshake(c)
+	}
+}
+
+// track records an inbound conn so Close can release it and its remote IP
+// is bounded. It reports false when closed, or full when the remote IP has
+// as many connections as allowed.
+func (t *Transport) track(c net.Conn) (ok, full bool) {
+	ip := remoteIP(c)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false, false
+	}
+	if t.perIP[ip] >= t.opts.MaxConnsPerIP {
+		return false, true
+	}
+	t.perIP[ip]++
+	t.inbound[c] = struct{}{}
+	return true, false
+}
+
+func (t *Transport) untrack(c net.Conn) {
+	ip := remoteIP(c)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.inbound[c]; !ok {
+		return
+	}
+	delete(t.inbound, c)
+	if t.perIP[ip]--; t.perIP[ip] <= 0 {
+		delete(t.perIP, ip)
+	}
+}
+
+// remoteIP is the IP address a connection comes from (zero if unknown).
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap()
+	}
+	return netip.Addr{}
+}
+
+// handshake admits a connection and reads its kind byte off its own
+// goroutine, so a client slow to send them cannot hold up the accept loop,
+// then hands the conn over.
+func (t *Transport) handshake(raw net.Conn) {
+	defer t.wg.Done()
+	c, kind, err := t.admit(raw)
+	if err != nil {
+		if t.ctx.Err() == nil {
+			t.warnings.warn(remoteIP(raw).String(), "refusing a connection on the replica port",
+				"remote-address", raw.RemoteAddr().String(), "error", err)
+		}
+		t.closeInbound(raw, c)
+		return
+	}
+	var ml *muxListener
+	switch kind {
+	case KindRaft:
+		ml = t.raftLn
+	case KindRPC:
+		ml = t.rpcLn
+	case kindRPCv1:
+		t.logger.Error("dropping a peer connection from an older zoo (peer protocol 1): every replica must run the same version",
+			"remote-address", raw.RemoteAddr().String())
+		t.closeInbound(raw, c)
+		return
+	default:
+		t.warnings.warn(remoteIP(raw).String(), "dropping connection with unknown kind",
+			"remote-address", raw.RemoteAddr().String(), "kind", kind)
+		t.closeInbound(raw, c)
+		return
+	}
+	tc := &trackedConn{Conn: c, raw: raw, t: t}
+	select {
+	case ml.conns <- tc:
+	case <-ml.done:
+		t.closeInbound(raw, c)
+	case <-t.ctx.Done():
+		t.closeInbound(raw, c)
+	}
+}
+
+// closeInbound closes an admitted conn c (nil if not yet admitted) and
+// forgets its raw socket.
+func (t *Transport) closeInbound(raw, c net.Conn) {
+	t.untrack(raw)
+	if c != nil {
+		c.Close()
+	}
+	raw.Close()
+}
+
+// trackedConn forgets its socket in the transport when closed.
+type trackedConn struct {
+	net.Conn
+	raw  net.Conn // the TCP socket under Conn (Conn itself without TLS)
+	t    *Transport
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.t.untrack(c.raw) })
+	return err
+}
+
+// dial connects to addr, secures the link when TLS is on, and announces
+// kind. Like net.Dialer, ctx bounds only the connect and handshake, not the
+// returned conn's life.
+func (t *Transport) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if t.opts.TLS != nil {
+		conf, err := t.opts.TLS.clientConfig(addr)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		tc := tls.Client(c, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("zoo: TLS handshake with %s: %w", addr, err)
+		}
+		c = tc
+	}
+	// Unblock the write if ctx ends first; stop() tells us whether it did.
+	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now()) })
+	_, err = c.Write([]byte{kind})
+	if !stop() {
+		c.Close()
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("zoo: handshake with %s: %w", addr, err)
+	}
+	return c, nil
+}
+
+// raftStream is the raft.StreamLayer over the shared port.
+type raftStream struct {
+	t *Transport
+}
+
+func (s *raftStream) Accept() (net.Conn, error) { return s.t.raftLn.Accept() }
+
+// Close only stops raft's accepts; the port itself belongs to Transport.
+func (s *raftStream) Close() error { return s.t.raftLn.Close() }
+
+func (s *raftStream) Addr() net.Addr { return s.t.advertise }
+
+func (s *raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx := context.Background()
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	return s.t.dial(ctx, string(addr), KindRaft)
+}
+
+// muxListener is the net.Listener for one kind of traffic on the shared port.
+type muxListener struct {
+	addr  net.Addr
+	conns chan net.Conn // unbuffered: a conn is either accepted or closed by its handshake
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newMuxListener(addr net.Addr) *muxListener {
+	return &muxListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *muxListener) Accept() (net.Conn, error) {
+	select {
+	case <-l.done:
+		return nil, net.ErrClosed
+	default:
+	}
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept; connections already accepted are the caller's.
+func (l *muxListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *muxListener) Addr() net.Addr { return l.addr }
+
+// readKind reads the kind byte.
+func readKind(c net.Conn) (byte, error) {
+	var kind [1]byte
+	_, err := io.ReadFull(c, kind[:])
+	return kind[0], err
+}
