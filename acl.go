@@ -62,6 +62,11 @@ func authIDFor(scheme string, auth []byte) (ID, error) {
 			return ID{}, fmt.Errorf("%w: bad ip %q", ErrAuthFailed, auth)
 		}
 		return ID{"ip", string(auth)}, nil
+	case "x509":
+		if !validX509ID(string(auth)) {
+			return ID{}, fmt.Errorf("%w: %q is not a distinguished name", ErrAuthFailed, auth)
+		}
+		return ID{"x509", string(auth)}, nil
 	}
 	return ID{}, fmt.Errorf("%w: unknown scheme %q", ErrAuthFailed, scheme)
 }
@@ -105,6 +110,11 @@ func fixupACL(acl []ACL, ids []ID) ([]ACL, error) {
 		case "ip":
 			if _, err := parseIPACL(a.ID.ID); err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrInvalidACL, err)
+			}
+			out = append(out, a)
+		case "x509":
+			if !validX509ID(a.ID.ID) {
+				return nil, fmt.Errorf("%w: x509 id %q is not a distinguished name", ErrInvalidACL, a.ID.ID)
 			}
 			out = append(out, a)
 		default:

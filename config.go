@@ -62,6 +62,10 @@ type Config struct {
 	// SuperDigest, if set, is a digest id ("super:base64sha1", see [DigestID])
 	// whose holder bypasses every ACL, as DigestAuthenticationProvider.superDigest.
 	SuperDigest string
+	// X509SuperUser, if set, is an x509 id (a certificate subject in RFC 2253
+	// form, see [X509ID]) whose holder bypasses every ACL, as ZooKeeper's
+	// X509AuthenticationProvider.superUser.
+	X509SuperUser string
 	// Logger receives zoo's and raft's logs. Nil discards them.
 	Logger *slog.Logger
 
@@ -215,6 +219,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if _, err := fixupACL([]ACL{{PermAll, ID{"digest", cfg.SuperDigest}}}, nil); err != nil {
 			return cfg, &ConfigError{"SuperDigest", "must be user:base64hash as DigestID returns"}
 		}
+	}
+	if cfg.X509SuperUser != "" && !validX509ID(cfg.X509SuperUser) {
+		return cfg, &ConfigError{"X509SuperUser", fmt.Sprintf("%q is not a distinguished name (e.g. CN=admin,O=Acme)", cfg.X509SuperUser)}
 	}
 	return cfg, nil
 }

@@ -225,8 +225,11 @@ func (s *Session) Close(ctx context.Context) error {
 }
 
 // AddAuth adds an identity to the session, as ZooKeeper's addauth: "digest"
-// with "user:password", or "ip" with an address. Digest auth never fails. A
-// digest matching Config.SuperDigest makes the session a super user.
+// with "user:password", "ip" with an address, or "x509" with a subject in
+// RFC 2253 form (see [X509ID]), which the caller vouches the client proved
+// with a certificate (zkwire does, after a TLS handshake). Digest auth never
+// fails. A digest matching Config.SuperDigest, or an x509 id equal to
+// Config.X509SuperUser, makes the session a super user.
 func (s *Session) AddAuth(ctx context.Context, scheme string, auth []byte) error {
 	if err := s.live(); err != nil {
 		return err
@@ -244,7 +247,8 @@ func (s *Session) AddAuth(ctx context.Context, scheme string, auth []byte) error
 		}
 	}
 	ids := append(append(make([]ID, 0, len(old)+2), old...), id)
-	if id.Scheme == "digest" && id.ID == s.e.cfg.SuperDigest {
+	if id.Scheme == "digest" && id.ID == s.e.cfg.SuperDigest ||
+		id.Scheme == "x509" && s.e.cfg.X509SuperUser != "" && id.ID == s.e.cfg.X509SuperUser {
 		ids = append(ids, superUserID)
 	}
 	s.ids.Store(&ids)

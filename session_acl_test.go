@@ -184,3 +184,54 @@ func TestSessionIPACL(t *testing.T) {
 		t.Fatalf("/lan after the calls: %q %+v %v", data, st, err)
 	}
 }
+
+// x509 identities through the public API: what zkwire adds for a client
+// certificate. Matching is exact; the configured superuser passes all.
+func TestSessionX509ACL(t *testing.T) {
+	e := openConfig(t, zoo.Config{TickTime: tick, X509SuperUser: "CN=admin,O=Acme"})
+	ctx := testCtx(t)
+	as := func(dn string) *zoo.Session {
+		t.Helper()
+		s, err := e.NewSession(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dn != "" {
+			if err := s.AddAuth(ctx, "x509", []byte(dn)); err != nil {
+				t.Fatalf("AddAuth x509 %q: %v", dn, err)
+			}
+		}
+		return s
+	}
+	app, other, spaced, admin, anon := as("CN=app,O=Acme"), as("CN=other,O=Acme"), as("CN=app, O=Acme"), as("CN=admin,O=Acme"), as("")
+	if _, err := app.Create(ctx, "/mine", []byte("v"), zoo.ModePersistent, zoo.CreatorACL); err != nil {
+		t.Fatalf("create with auth:: as an x509 client: %v", err)
+	}
+	acl, _, err := app.GetACL(ctx, "/mine")
+	if want := []zoo.ACL{{Perms: zoo.PermAll, ID: zoo.ID{Scheme: "x509", ID: "CN=app,O=Acme"}}}; err != nil || !slices.Equal(acl, want) {
+		t.Fatalf("auth:: expanded to %v (%v), want %v", acl, err, want)
+	}
+	if _, _, err := app.Get(ctx, "/mine"); err != nil {
+		t.Fatalf("owner reads: %v", err)
+	}
+	for name, s := range map[string]*zoo.Session{"another subject": other, "same subject spelled with a space": spaced, "no certificate": anon} {
+		if _, _, err := s.Get(ctx, "/mine"); !errors.Is(err, zoo.ErrNoAuth) {
+			t.Errorf("%s reads: %v, want ErrNoAuth", name, err)
+		}
+	}
+	if _, err := admin.Set(ctx, "/mine", []byte("w"), -1); err != nil {
+		t.Fatalf("X509SuperUser writes: %v", err)
+	}
+	if !slices.Contains(admin.AuthIDs(), zoo.ID{Scheme: "super", ID: ""}) {
+		t.Fatalf("superuser ids: %v", admin.AuthIDs())
+	}
+	if err := anon.AddAuth(ctx, "x509", []byte("not a dn")); !errors.Is(err, zoo.ErrAuthFailed) {
+		t.Fatalf("AddAuth x509 with garbage: %v", err)
+	}
+	if _, err := anon.Create(ctx, "/bad", nil, zoo.ModePersistent, []zoo.ACL{{Perms: zoo.PermAll, ID: zoo.ID{Scheme: "x509", ID: "CN"}}}); !errors.Is(err, zoo.ErrInvalidACL) {
+		t.Fatalf("x509 ACL that is not a name: %v", err)
+	}
+	if _, err := zoo.Open(zoo.Config{X509SuperUser: "admin"}); err == nil {
+		t.Fatal("Open took an X509SuperUser that is not a name")
+	}
+}

@@ -2,6 +2,7 @@ package zkwire
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -35,6 +36,8 @@ type conn struct {
 	br     *bufio.Reader
 	ip     string // peer IP: MaxClientCnxns key and the session's ip auth id
 	remote string
+	tls    bool   // the connection is TLS: frames are coalesced into records
+	x509   string // the client certificate's x509 id, once verified (tls.go)
 	est    time.Time
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
@@ -201,6 +204,9 @@ func (c *conn) writeLoop() {
 			// A client that reads nothing for a whole session timeout is gone.
 			c.nc.SetWriteDeadline(time.Now().Add(timeout))
 			n := len(batch)
+			if c.tls && n > 1 {
+				batch = [][]byte{bytes.Join(batch, nil)} // one record, not one per frame
+			}
 			bufs := net.Buffers(batch)
 			if _, err := bufs.WriteTo(c.nc); err != nil {
 				c.close()
@@ -259,6 +265,10 @@ func (c *conn) readLoop() {
 	defer c.srv.wg.Done()
 	defer c.cleanup()
 	defer c.survive()
+	if !c.tlsHandshake() {
+		c.close()
+		return
+	}
 	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	var first [4]byte
 	if _, err := io.ReadFull(c.br, first[:]); err != nil {
@@ -386,6 +396,13 @@ func (c *conn) handshake(frame []byte) bool {
 		// Every connection carries ip:<peer>, as ZooKeeper's NIOServerCnxn does.
 		if err := s.AddAuth(ctx, "ip", []byte(c.ip)); err != nil {
 			c.srv.log.Debug("zkwire: ip auth", "ip", c.ip, "err", err)
+		}
+	}
+	if c.x509 != "" {
+		// A verified client certificate authenticates the connection, as
+		// ZooKeeper's X509AuthenticationProvider does at the handshake.
+		if err := s.AddAuth(ctx, "x509", []byte(c.x509)); err != nil {
+			c.srv.log.Warn("zkwire: x509 auth", "remote", c.remote, "id", c.x509, "err", err)
 		}
 	}
 	c.mu.Lock()

@@ -207,8 +207,9 @@ func (c *conn) outcome(s *zoo.Session, err error) (zoo.Code, after) {
 
 // auth handles addauth. digest adds an identity; ip re-adds the connection's
 // own address (ZooKeeper's IPAuthenticationProvider ignores the auth data, and
-// letting a client name its own IP would defeat ip ACLs). Anything else is
-// ZAUTHFAILED and the connection closes.
+// letting a client name its own IP would defeat ip ACLs); x509 likewise
+// re-adds the identity of the connection's verified client certificate, and
+// fails without one. Anything else is ZAUTHFAILED and the connection closes.
 func (c *conn) auth(s *zoo.Session, r *jute.Reader) (zoo.Code, after) {
 	_ = r.Int() // type, always 0
 	scheme := r.UString()
@@ -225,6 +226,12 @@ func (c *conn) auth(s *zoo.Session, r *jute.Reader) (zoo.Code, after) {
 			err = zoo.ErrAuthFailed
 		} else {
 			err = s.AddAuth(c.ctx, "ip", []byte(c.ip))
+		}
+	case "x509":
+		if c.x509 == "" {
+			err = fmt.Errorf("%w: no verified client certificate on this connection", zoo.ErrAuthFailed)
+		} else {
+			err = s.AddAuth(c.ctx, "x509", []byte(c.x509))
 		}
 	default:
 		err = fmt.Errorf("%w: unsupported scheme %q", zoo.ErrAuthFailed, scheme)
