@@ -14,7 +14,7 @@ import (
 // Material is one loaded pair of stores.
 type Material struct {
 	Cert *tls.Certificate // this side's key and chain, Leaf parsed
-	CAs  *x509.CertPool   // the trusted CAs
+	CAs  *x509.CertPool   // the trusted CAs; nil without a trust store
 }
 
 // Reloader serves the stores' current content. Its files are read again
@@ -54,11 +54,15 @@ func NewReloader(ks KeyStore, ts TrustStore, interval time.Duration, onReload fu
 	return r, nil
 }
 
-// Load reads both stores.
+// Load reads both stores; a trust store without a Path gives no CAs (a
+// server that verifies no client certificates).
 func Load(ks KeyStore, ts TrustStore) (*Material, error) {
 	cert, err := LoadKeyStore(ks)
 	if err != nil {
 		return nil, fmt.Errorf("key store: %w", err)
+	}
+	if ts.Path == "" {
+		return &Material{Cert: cert}, nil
 	}
 	cas, err := LoadTrustStore(ts)
 	if err != nil {

@@ -17,6 +17,7 @@ type handler func(p *parser, c *Config, prop property) error
 var aliases = map[string]string{
 	"zookeeper.DigestAuthenticationProvider.superDigest": "DigestAuthenticationProvider.superDigest",
 	"zookeeper.extendedTypesEnabled":                     "extendedTypesEnabled",
+	"zookeeper.X509AuthenticationProvider.superUser":     "X509AuthenticationProvider.superUser",
 }
 
 func canonicalKey(key string) string {
@@ -162,6 +163,39 @@ var handlers = map[string]handler{
 		p.multiAddress, err = p.boolVal(prop)
 		return err
 	},
+	"secureClientPort": func(p *parser, c *Config, prop property) (err error) {
+		if prop.value == "0" {
+			return nil // ZooKeeper's "no secure port"
+		}
+		c.SecureClientPort, err = p.portVal(prop)
+		return err
+	},
+	"secureClientPortAddress": func(p *parser, c *Config, prop property) (err error) {
+		c.SecureClientPortAddress, err = p.address(prop)
+		return err
+	},
+	"sslQuorum": func(p *parser, c *Config, prop property) (err error) {
+		c.SSLQuorum, err = p.boolVal(prop)
+		return err
+	},
+	"sslQuorumReloadCertFiles": func(p *parser, c *Config, prop property) error {
+		// zoo always re-reads changed certificate files; false is not honoured
+		// because a restart to renew certificates is never what is wanted.
+		_, err := p.boolVal(prop)
+		return err
+	},
+	"X509AuthenticationProvider.superUser": func(p *parser, c *Config, prop property) (err error) {
+		c.X509SuperUser, err = p.nonEmpty(prop)
+		return err
+	},
+	"admin.forceHttps": func(p *parser, c *Config, prop property) (err error) {
+		c.AdminForceHTTPS, err = p.boolVal(prop)
+		return err
+	},
+	"admin.needClientAuth": func(p *parser, c *Config, prop property) (err error) {
+		c.AdminNeedClientAuth, err = p.boolVal(prop)
+		return err
+	},
 }
 
 // prefixHandlers are families of keys zoo reads, tried in order.
@@ -183,12 +217,17 @@ var prefixHandlers = []struct {
 		if prop.value == "" {
 			return p.errorf(prop.line, prop.key, "empty class name")
 		}
+		if err := p.authProvider(prop); err != nil {
+			return err
+		}
 		if c.AuthProviders == nil {
 			c.AuthProviders = map[string]string{}
 		}
 		c.AuthProviders[n] = prop.value
 		return nil
 	}},
+	{"ssl.", tlsKey},
+	{"zookeeper.ssl.", tlsKey},
 	{"group.", hierarchical},
 	{"weight.", hierarchical},
 }
@@ -243,28 +282,19 @@ func isOff(v string) bool {
 	return false
 }
 
-const (
-	noTLS  = "TLS is not supported by zoo"
-	noSASL = "SASL is not supported by zoo"
-)
+const noSASL = "SASL is not supported by zoo"
 
+// unsupportedKeys warn: what they ask for zoo lacks, but lacking it takes
+// no protection away (or zoo gives more, as ACLs that are never skipped).
 var unsupportedKeys = map[string]unsupported{
-	"secureClientPort":                     {reason: noTLS},
-	"secureClientPortAddress":              {reason: noTLS},
-	"sslQuorum":                            {reason: noTLS},
-	"sslQuorumReloadCertFiles":             {reason: noTLS},
-	"portUnification":                      {reason: noTLS},
-	"client.portUnification":               {reason: noTLS},
-	"client.secure":                        {reason: noTLS},
-	"admin.portUnification":                {reason: noTLS},
-	"admin.forceHttps":                     {reason: noTLS},
-	"admin.needClientAuth":                 {reason: noTLS},
-	"sessionRequireClientSASLAuth":         {reason: noSASL},
-	"enforce.auth.enabled":                 {reason: "enforcing authentication is not supported by zoo"},
-	"enforce.auth.schemes":                 {reason: "enforcing authentication is not supported by zoo"},
-	"X509AuthenticationProvider.superUser": {reason: noTLS},
+	"client.secure": {reason: "a client setting (zoo's clients use secureClientPort)",
+		harmless: func(string) bool { return false }},
+	"admin.portUnification": {reason: "zoo's AdminServer serves HTTPS alone whenever ssl.keyStore.location is set, plain HTTP otherwise",
+		harmless: func(string) bool { return false }},
 	"skipACL": {reason: "skipping ACL checks is not supported by zoo: ACLs are enforced",
 		harmless: func(v string) bool { return v != "yes" }}, // ZooKeeper's test
+	"enforce.auth.schemes": {reason: "enforcing client authentication is not implemented by zoo",
+		harmless: func(string) bool { return false }},
 	"maxCnxns":           {reason: "a global connection limit is not supported by zoo (maxClientCnxns is)"},
 	"oraclePath":         {reason: "the two-server oracle is not supported by zoo"},
 	"enforceQuota":       {reason: "hard quota enforcement is not supported by zoo"},
@@ -281,8 +311,36 @@ var unsupportedPrefixes = []struct {
 	prefix string
 	unsupported
 }{
-	{"ssl.", unsupported{reason: noTLS, harmless: func(string) bool { return false }}},
 	{"quorum.auth.", unsupported{reason: "quorum " + noSASL}},
+}
+
+// refusedKeys stop the server: each asks for authentication or encryption
+// that zoo does not implement, and running without it would be running less
+// safe than the operator asked. A value that leaves the feature off passes.
+var refusedKeys = map[string]unsupported{
+	"quorum.auth.enableSasl":         {reason: "quorum " + noSASL + "; authenticate servers with sslQuorum=true and ssl.quorum.* certificates"},
+	"quorum.auth.learnerRequireSasl": {reason: "quorum " + noSASL + "; authenticate servers with sslQuorum=true and ssl.quorum.* certificates"},
+	"quorum.auth.serverRequireSasl":  {reason: "quorum " + noSASL + "; authenticate servers with sslQuorum=true and ssl.quorum.* certificates"},
+	"sessionRequireClientSASLAuth":   {reason: noSASL + "; authenticate clients with certificates (secureClientPort, x509 ACLs)"},
+	"enforce.auth.enabled":           {reason: "enforcing client authentication is not implemented by zoo; use secureClientPort with ssl.clientAuth=need"},
+	"portUnification": {reason: "TLS and plaintext on one client port is not supported by zoo; serve TLS on secureClientPort",
+		harmless: isOff},
+	"client.portUnification": {reason: "TLS and plaintext on one client port is not supported by zoo; serve TLS on secureClientPort",
+		harmless: isOff},
+}
+
+// authProvider refuses authProvider.N classes zoo cannot stand in for: zoo
+// has digest, ip and x509 built in, and loads no Java class.
+func (p *parser) authProvider(prop property) error {
+	switch prop.value {
+	case "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+		"org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+		"org.apache.zookeeper.server.auth.X509AuthenticationProvider":
+		return nil
+	case "org.apache.zookeeper.server.auth.SASLAuthenticationProvider":
+		return p.errorf(prop.line, prop.key, "%s; authenticate clients with certificates (secureClientPort, x509 ACLs)", noSASL)
+	}
+	return p.errorf(prop.line, prop.key, "zoo cannot load the Java class %q: its built-in schemes are digest, ip and x509", prop.value)
 }
 
 // fourLetterWords are the commands 4lw.commands.whitelist may name.
@@ -319,6 +377,11 @@ func suggest(key string) string {
 		}
 	}
 	for k := range unsupportedKeys {
+		if strings.ToLower(k) == lower {
+			return k
+		}
+	}
+	for k := range refusedKeys {
 		if strings.ToLower(k) == lower {
 			return k
 		}

@@ -39,6 +39,9 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.loadPasswords(c); err != nil {
+		return nil, err
+	}
 	if c.DynamicConfigFile != "" {
 		if err := p.loadDynamic(c, path); err != nil {
 			return nil, err

@@ -45,7 +45,8 @@ type Config struct {
 	// DataDir is where myid lives. Required. DataLogDir defaults to DataDir.
 	DataDir, DataLogDir string
 	// ClientPort is clientPort; 0 if absent, which is allowed only when every
-	// server line carries a client port. After [Load] it is the port this
+	// server line carries a client port or SecureClientPort is set (then
+	// clients are served over TLS alone). After [Load] it is the port this
 	// server serves clients on: clientPort or, if absent, the one on its
 	// server.N line.
 	ClientPort int
@@ -107,6 +108,27 @@ type Config struct {
 	ExtendedTypesEnabled bool
 	// ReadOnlyMode is readonlymode.enabled. Default false.
 	ReadOnlyMode bool
+	// SecureClientPort is secureClientPort: the TLS client port, 0 if none.
+	// SecureClientPortAddress is secureClientPortAddress, the address to bind
+	// it on (empty: all interfaces).
+	SecureClientPort        int
+	SecureClientPortAddress string
+	// ClientTLS are the ssl.* keys: the secure client port's TLS, and the
+	// AdminServer's HTTPS when ssl.keyStore.location is set.
+	ClientTLS TLS
+	// SSLQuorum is sslQuorum: the links between servers are mutual TLS with
+	// QuorumTLS, the ssl.quorum.* keys.
+	SSLQuorum bool
+	QuorumTLS TLS
+	// X509SuperUser is X509AuthenticationProvider.superUser: the x509 id
+	// (certificate subject in RFC 2253 form) that bypasses every ACL.
+	X509SuperUser string
+	// AdminForceHTTPS is admin.forceHttps and AdminNeedClientAuth
+	// admin.needClientAuth: the AdminServer serves HTTPS (and requires a
+	// client certificate from the ssl.trustStore CAs). HTTPS is also served
+	// whenever ssl.keyStore.location is set.
+	AdminForceHTTPS     bool
+	AdminNeedClientAuth bool
 	// Warnings are what was accepted but deserves a look, one line each in
 	// the form "zoo.cfg:LINE: message": unknown keys ("unknown key \"x\"
 	// ignored"), ZooKeeper features zoo does not have, backslash escapes that
@@ -251,6 +273,8 @@ func parse(r io.Reader, name string) (*Config, *parser, error) {
 		AdminAddress:             "0.0.0.0",
 		PeerType:                 "participant",
 		Standalone:               true,
+		ClientTLS:                defaultTLS(),
+		QuorumTLS:                defaultTLS(),
 	}
 	for _, prop := range props {
 		if err := p.apply(c, prop, false); err != nil {
@@ -311,6 +335,12 @@ func (p *parser) apply(c *Config, prop property, dynamic bool) error {
 		if strings.HasPrefix(key, prefix) {
 			return nil
 		}
+	}
+	if r, ok := refusedKeys[key]; ok {
+		if harmless := r.harmless; harmless == nil && !isOff(prop.value) || harmless != nil && !harmless(prop.value) {
+			return p.errorf(prop.line, key, "%s", r.reason)
+		}
+		return nil
 	}
 	if u, ok := unsupportedKeys[key]; ok {
 		p.unsupported(prop, u)
@@ -377,6 +407,9 @@ func (p *parser) finish(c *Config) error {
 		p.warnf(p.snapRetainLine, "autopurge.snapRetainCount: %d is below the minimum 3; using 3", c.AutopurgeSnapRetainCount)
 		c.AutopurgeSnapRetainCount = 3
 	}
+	if err := p.finishTLS(c); err != nil {
+		return err
+	}
 	if c.DynamicConfigFile != "" && len(p.serverLine) > 0 {
 		line, key := p.firstServer()
 		return p.errorf(line, key, "server.N lines belong in the dynamic config file %q when dynamicConfigFile is set", c.DynamicConfigFile)
@@ -436,7 +469,7 @@ func (p *parser) checkServers(c *Config) error {
 	case parts > 2 && parts%2 == 0:
 		p.serverWarnf("%d participants tolerate no more failures than %d; an odd number is better", parts, parts-1)
 	}
-	if c.ClientPort == 0 {
+	if c.ClientPort == 0 && c.SecureClientPort == 0 { // TLS alone is fine
 		for _, s := range c.Servers {
 			if s.ClientPort == 0 {
 				return p.errorf(0, "clientPort", "missing, and server.%s (%s:%d) has no ;clientPort",

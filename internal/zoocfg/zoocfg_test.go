@@ -20,6 +20,8 @@ func defaults(f func(c *Config)) *Config {
 		AdminAddress:             "0.0.0.0",
 		PeerType:                 "participant",
 		Standalone:               true,
+		ClientTLS:                defaultTLS(),
+		QuorumTLS:                defaultTLS(),
 	}
 	f(c)
 	return c
@@ -137,11 +139,13 @@ func TestParseTestdata(t *testing.T) {
 			Standalone:               false,
 			AuthProviders: map[string]string{
 				"1":    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
-				"sasl": "org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+				"x509": "org.apache.zookeeper.server.auth.X509AuthenticationProvider",
 			},
 			SuperDigest:          "super:D/InIHSb7yEEbrWz8b9l71RjZJU=",
 			ExtendedTypesEnabled: true,
 			ReadOnlyMode:         true,
+			ClientTLS:            defaultTLS(),
+			QuorumTLS:            defaultTLS(),
 		}},
 		{"continuation.cfg", defaults(func(c *Config) {
 			c.TickTime, c.InitLimit, c.SyncLimit = 2*time.Second, 10, 5
@@ -302,14 +306,12 @@ func TestParseWarnings(t *testing.T) {
 			"metricsProvider.className=x\nmetricsProvider.httpPort=7000\njvm.pause.monitor=true\nlocalSessionsEnabled=true\n" +
 			"4lw.commands.whitelist=*\nsecureClientPort=0\nsslQuorum=false\nquorum.auth.enableSasl=false\nskipACL=no\n" +
 			"admin.commandURL=/commands\nDigestAuthenticationProvider.digestAlg=SHA1\nversion=100000000\n", nil},
-		{"unsupported features", base + "secureClientPort=2281\nssl.keyStore.location=/k\nssl.keyStore.password=p\n" +
-			"quorum.auth.enableSasl=true\nskipACL=yes\nmaxCnxns=1000\nDigestAuthenticationProvider.digestAlg=SHA-256\n", []string{
-			`zoo.cfg:4: secureClientPort: TLS is not supported by zoo; ignored`,
-			`zoo.cfg:5: ssl.keyStore.location: TLS is not supported by zoo; ignored`,
-			`zoo.cfg:7: quorum.auth.enableSasl: quorum SASL is not supported by zoo; ignored`,
-			`zoo.cfg:8: skipACL: skipping ACL checks is not supported by zoo: ACLs are enforced; ignored`,
-			`zoo.cfg:9: maxCnxns: a global connection limit is not supported by zoo (maxClientCnxns is); ignored`,
-			`zoo.cfg:10: DigestAuthenticationProvider.digestAlg: zoo's digests are SHA1; ignored`,
+		{"unsupported features", base + "quorum.auth.kerberos.servicePrincipal=zk/host\n" +
+			"skipACL=yes\nmaxCnxns=1000\nDigestAuthenticationProvider.digestAlg=SHA-256\n", []string{
+			`zoo.cfg:4: quorum.auth.kerberos.servicePrincipal: quorum SASL is not supported by zoo; ignored`,
+			`zoo.cfg:5: skipACL: skipping ACL checks is not supported by zoo: ACLs are enforced; ignored`,
+			`zoo.cfg:6: maxCnxns: a global connection limit is not supported by zoo (maxClientCnxns is); ignored`,
+			`zoo.cfg:7: DigestAuthenticationProvider.digestAlg: zoo's digests are SHA1; ignored`,
 		}},
 		{"unknown four letter word", base + "4lw.commands.whitelist=stat, RUOK, wat\n", []string{
 			`zoo.cfg:4: 4lw.commands.whitelist: unknown command "RUOK"`,
