@@ -26,7 +26,14 @@ import (
 //	GET /metrics          the monitor numbers in Prometheus text format
 //
 // Answers have ZooKeeper's JSON field names, plus "command" (the command's
-// primary name) and "error" (null on success). An unknown command is a 404,
+// primary name) and "error" (null on success). The commands that reveal
+// sessions, client addresses, watched paths, configuration or environment,
+// or reset counters, answer only when their four-letter word is in
+// Config.FourLetterWords (4lw.commands.whitelist), as the words themselves
+// do: cons, stat, dump, wchc, wchp, conf, envi (also for system_properties),
+// crst and srst; otherwise they are a 403 saying which word enables them.
+// The rest (srvr, mntr, ruok, isro, leader, voting_view, ...) and /metrics
+// always answer. An unknown command is a 404,
 // a ZooKeeper command zoo cannot answer (hash, dirs, snapshot, ...) a 501,
 // and a command that needs a serving replica (ruok, srvr, cons, leader, ...)
 // is a 503 while the replica is cut off from its quorum (unless the server is
@@ -53,6 +60,15 @@ type adminCmd struct {
 	run     func(s *Server, st zoo.Status) object
 }
 
+// adminGates maps the commands that reveal what only an operator should
+// see (or reset counters) to the four-letter word that must be whitelisted
+// for them to answer.
+var adminGates = map[string]string{
+	"connections": "cons", "stats": "stat", "dump": "dump", "watches": "wchc", "watches_by_path": "wchp",
+	"configuration": "conf", "environment": "envi", "system_properties": "envi",
+	"connection_stat_reset": "crst", "stat_reset": "srst",
+}
+
 // adminCmds are the commands zoo answers, with ZooKeeper's names.
 var adminCmds = []adminCmd{
 	{[]string{"configuration", "conf", "config"}, false, (*Server).adminConf},
@@ -61,7 +77,8 @@ var adminCmds = []adminCmd{
 		return nil
 	}},
 	{[]string{"connections", "cons"}, true, func(s *Server, _ zoo.Status) object {
-		return object{{"connections", s.connInfos(false)}, {"secure_connections", []object{}}}
+		plain, secure := s.connInfos(false)
+		return object{{"connections", plain}, {"secure_connections", secure}}
 	}},
 	{[]string{"dump"}, true, (*Server).adminDump},
 	{[]string{"environment", "env", "envi"}, false, func(s *Server, _ zoo.Status) object {
@@ -173,6 +190,11 @@ func (s *Server) adminCommand(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, object{{"command", name}, {"error", "Unknown command: " + name}})
 		return
 	}
+	if word := adminGates[cmd.names[0]]; word != "" && !s.wordAllowed(word) {
+		writeJSON(w, http.StatusForbidden, object{{"command", cmd.names[0]},
+			{"error", fmt.Sprintf("%s is not enabled: add %s to 4lw.commands.whitelist", cmd.names[0], word)}})
+		return
+	}
 	st, err := s.ens.Status()
 	if cmd.serving && (err != nil || !st.Serving && !s.inReadOnlyMode(st)) {
 		writeJSON(w, http.StatusServiceUnavailable, object{{"command", cmd.names[0]},
@@ -248,21 +270,27 @@ func (s *Server) adminSrvr(st zoo.Status, connections bool) object {
 		{"node_count", st.Nodes},
 	}
 	if connections {
-		o = append(o, field{"connections", s.connInfos(true)}, field{"secure_connections", []object{}})
+		plain, secure := s.connInfos(true)
+		o = append(o, field{"connections", plain}, field{"secure_connections", secure})
 	}
 	return o
 }
 
 // connInfos describes the connections that have a session, oldest first, as
 // ZooKeeper's getConnectionInfo does (brief: the counters only).
-func (s *Server) connInfos(brief bool) []object {
-	out := []object{}
+// ZooKeeper lists TLS connections apart, as secure_connections.
+func (s *Server) connInfos(brief bool) (plain, secure []object) {
+	plain, secure = []object{}, []object{}
 	for _, c := range s.connList() {
-		if c.established() {
-			out = append(out, c.info(brief))
+		switch {
+		case !c.established():
+		case c.tls:
+			secure = append(secure, c.info(brief))
+		default:
+			plain = append(plain, c.info(brief))
 		}
 	}
-	return out
+	return plain, secure
 }
 
 func (c *conn) info(brief bool) object {

@@ -3,6 +3,7 @@ package zkwire
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -76,7 +77,7 @@ func num(t *testing.T, m map[string]any, key string) int64 {
 func TestAdminCommands(t *testing.T) {
 	t.Parallel()
 	ens := openSingle(t)
-	srv, addr := serve(t, ens, Config{Version: "3.9.4-test"})
+	srv, addr := serve(t, ens, Config{Version: "3.9.4-test", FourLetterWords: []string{"*"}})
 	ts := adminServer(t, srv)
 
 	conn, _ := connectZK(t, []string{addr}, 10*time.Second)
@@ -220,7 +221,7 @@ func TestAdminCommands(t *testing.T) {
 // /commands links every command, and every link answers.
 func TestAdminCommandList(t *testing.T) {
 	t.Parallel()
-	srv, _ := serve(t, openSingle(t), Config{})
+	srv, _ := serve(t, openSingle(t), Config{FourLetterWords: []string{"*"}})
 	ts := adminServer(t, srv)
 	for _, path := range []string{"/commands", "/commands/"} {
 		resp, err := ts.Client().Get(ts.URL + path)
@@ -389,4 +390,38 @@ func jsonEqual(a, b any) bool {
 	x, err1 := json.Marshal(a)
 	y, err2 := json.Marshal(b)
 	return err1 == nil && err2 == nil && string(x) == string(y)
+}
+
+// What reveals sessions, addresses, paths, configuration or environment
+// answers only when its four-letter word is whitelisted; the rest always.
+func TestAdminGatesSensitiveCommandsByTheWhitelist(t *testing.T) {
+	t.Parallel()
+	srv, addr := serve(t, openSingle(t), Config{FourLetterWords: []string{"srvr", "dump"}})
+	ts := adminServer(t, srv)
+	conn, _ := connectZK(t, []string{addr}, 10*time.Second)
+	if _, err := conn.Create("/secret-path", nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	for name, word := range adminGates {
+		code, m := adminGet(t, ts, "/commands/"+name)
+		switch {
+		case word == "dump":
+			if code != http.StatusOK {
+				t.Errorf("%s with %s whitelisted: %d %v", name, word, code, m)
+			}
+		case code != http.StatusForbidden || !strings.Contains(fmt.Sprint(m["error"]), "add "+word+" to 4lw.commands.whitelist"):
+			t.Errorf("%s: %d %v, want 403 naming %s", name, code, m, word)
+		}
+	}
+	for _, alias := range []string{"cons", "envi", "wchp", "conf", "stat"} {
+		if code, _ := adminGet(t, ts, "/commands/"+alias); code != http.StatusForbidden {
+			t.Errorf("alias %s: %d, want 403", alias, code)
+		}
+	}
+	for _, name := range []string{"srvr", "mntr", "ruok", "leader", "voting_view", "watch_summary"} {
+		adminOK(t, ts, name, findAdminCmd(name).names[0])
+	}
+	if got := scrape(t, ts); len(got) == 0 {
+		t.Error("/metrics is empty")
+	}
 }

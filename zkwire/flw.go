@@ -34,7 +34,7 @@ const notServing = "This ZooKeeper instance is not currently serving requests\n"
 func (s *Server) fourLetter(c *conn, word string) {
 	var text string
 	switch {
-	case !s.allWords && !s.words[word]:
+	case !s.wordAllowed(word):
 		text = word + " is not executed because it is not in the whitelist.\n"
 	case word == "stmk":
 		// stmk carries an 8-byte trace mask; zoo has no tracing: echo it.
@@ -450,3 +450,6 @@ func maxFDs() (int64, bool) {
 	}
 	return 0, false
 }
+
+// wordAllowed reports whether the whitelist enables word.
+func (s *Server) wordAllowed(word string) bool { return s.allWords || s.words[word] }

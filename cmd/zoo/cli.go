@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/keystore"
 	"github.com/zooraft/zoo/internal/zkclient"
 )
 
@@ -45,7 +47,7 @@ func runCli(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("zoo cli", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: zoo cli [-server host:port[,host:port...][/chroot]] [-timeout ms] [-r] [-waitforconnection] [cmd args...]")
+		fmt.Fprintln(stderr, "usage: zoo cli [-server host:port[,host:port...][/chroot]] [-timeout ms] [-r] [-waitforconnection] [-tls-ca FILE [-tls-cert FILE [-tls-key FILE]]] [cmd args...]")
 		fs.PrintDefaults()
 		fmt.Fprint(stderr, "Without a command, commands are read from stdin. Commands:\n"+cliCommandList())
 	}
@@ -53,7 +55,15 @@ func runCli(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	timeoutMs := fs.Int("timeout", 30000, "session timeout in `ms`")
 	readOnly := fs.Bool("r", false, "allow a read-only session on a server that lost its quorum")
 	wait := fs.Bool("waitforconnection", false, "wait for the session before running commands")
+	tlsCA := fs.String("tls-ca", "", "connect over TLS (a server's secureClientPort), trusting the CA certificates in `FILE` (PEM or PKCS#12)")
+	tlsCert := fs.String("tls-cert", "", "client certificate chain in `FILE`, with its key unless -tls-key (PEM, as zoo certs writes it, or PKCS#12): the session's x509 identity")
+	tlsKey := fs.String("tls-key", "", "the client certificate's private key in `FILE` (PEM)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	tlsConf, err := cliTLS(*tlsCA, *tlsCert, *tlsKey)
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo cli:", err)
 		return 2
 	}
 	if *timeoutMs <= 0 {
@@ -61,7 +71,7 @@ func runCli(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	sh := &cliShell{host: *server, timeout: time.Duration(*timeoutMs) * time.Millisecond, readOnly: *readOnly,
-		history: map[int]string{}}
+		tls: tlsConf, history: map[int]string{}}
 	sh.printWatches.Store(true)
 
 	if fs.NArg() > 0 {
@@ -162,6 +172,7 @@ type cliShell struct {
 	host         string        // connect string as given to -server or connect, shown in the prompt
 	timeout      time.Duration // session timeout asked for
 	readOnly     bool          // -r: a read-only server will do
+	tls          *tls.Config   // -tls-*: connections are TLS (nil: plaintext)
 	printWatches atomic.Bool   // read by the event callback on zkclient's goroutine
 
 	// The fields below belong to the goroutine running commands.
@@ -176,6 +187,7 @@ type cliShell struct {
 // cliSession is one zkclient session and what zkCli shows of it.
 type cliSession struct {
 	conn       *zkclient.Conn
+	tls        *tls.Config // nil: plaintext
 	servers    int         // number of servers in the list
 	closed     atomic.Bool // closed by the shell: later events are not shown
 	authFailed atomic.Bool // the server refused addauth and dropped us, as zkCli's AUTH_FAILED
@@ -211,7 +223,46 @@ func (s *cliSession) dial(ctx context.Context, network, addr string) (net.Conn, 
 		s.mu.Unlock()
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	nc, err := d.DialContext(ctx, network, addr)
+	if err != nil || s.tls == nil {
+		return nc, err
+	}
+	conf := s.tls.Clone()
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		conf.ServerName = host
+	}
+	tc := tls.Client(nc, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
+// cliTLS builds the client TLS of the -tls-* flags; nil without them.
+func cliTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	if caFile == "" {
+		if certFile != "" || keyFile != "" {
+			return nil, errors.New("-tls-cert and -tls-key need -tls-ca, the CA that vouches for the server")
+		}
+		return nil, nil
+	}
+	if keyFile != "" && certFile == "" {
+		return nil, errors.New("-tls-key needs -tls-cert")
+	}
+	cas, err := keystore.LoadTrustStore(keystore.TrustStore{Path: caFile})
+	if err != nil {
+		return nil, fmt.Errorf("-tls-ca: %w", err)
+	}
+	conf := &tls.Config{RootCAs: keystore.Pool(cas), MinVersion: tls.VersionTLS12}
+	if certFile != "" {
+		cert, err := keystore.LoadKeyStore(keystore.KeyStore{Path: certFile, KeyPath: keyFile})
+		if err != nil {
+			return nil, fmt.Errorf("-tls-cert: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{*cert}
+	}
+	return conf, nil
 }
 
 func connected(st zkclient.State) bool {
@@ -279,7 +330,7 @@ func (sh *cliShell) connect(host string) error {
 		return failf("%s: %v", host, err)
 	}
 	sess := &cliSession{ready: make(chan struct{}), settled: make(chan struct{}), dialed: make(chan struct{}),
-		servers: len(servers)}
+		servers: len(servers), tls: sh.tls}
 	conn, err := zkclient.Connect(servers, zkclient.Options{
 		SessionTimeout: sh.timeout,
 		Chroot:         chroot,

@@ -34,6 +34,7 @@ type member struct {
 	id         int
 	cfg        string
 	clientAddr string
+	secureAddr string // the secureClientPort's address, if extra lines set one
 	cmd        *exec.Cmd
 	log        string
 }
@@ -68,11 +69,18 @@ func freePorts(t testing.TB, n int) []int {
 // does) and starts every member.
 func startEnsemble(t testing.TB, n int) *ensemble {
 	t.Helper()
-	ports := freePorts(t, 3*n)
+	return startEnsembleWith(t, n, nil)
+}
+
+// startEnsembleWith is startEnsemble with extra zoo.cfg lines per member;
+// extra gets the member's id and a free port for its secureClientPort.
+func startEnsembleWith(t testing.TB, n int, extra func(id, securePort int) string) *ensemble {
+	t.Helper()
+	ports := freePorts(t, 4*n)
 	e := &ensemble{t: t, dir: t.TempDir()}
 	var servers strings.Builder
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&servers, "server.%d=localhost:%d:%d\n", i, ports[3*(i-1)], ports[3*(i-1)+1])
+		fmt.Fprintf(&servers, "server.%d=localhost:%d:%d\n", i, ports[4*(i-1)], ports[4*(i-1)+1])
 	}
 	for i := 1; i <= n; i++ {
 		dataDir := filepath.Join(e.dir, strconv.Itoa(i))
@@ -82,7 +90,7 @@ func startEnsemble(t testing.TB, n int) *ensemble {
 		if err := os.WriteFile(filepath.Join(dataDir, "myid"), []byte(fmt.Sprintf("%d\n", i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		clientPort := ports[3*(i-1)+2]
+		clientPort, securePort := ports[4*(i-1)+2], ports[4*(i-1)+3]
 		cfg := servers.String() + fmt.Sprintf(`syncLimit=5
 initLimit=10
 tickTime=200
@@ -94,12 +102,20 @@ autopurge.snapRetainCount=10
 4lw.commands.whitelist=*
 admin.enableServer=false
 `, clientPort, dataDir)
-		path := filepath.Join(e.dir, fmt.Sprintf("zoo.%d.cfg", i))
-		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		m := &member{id: i, clientAddr: fmt.Sprintf("127.0.0.1:%d", clientPort),
+			log: filepath.Join(e.dir, fmt.Sprintf("zoo.%d.log", i))}
+		if extra != nil {
+			more := extra(i, securePort)
+			cfg += more
+			if strings.Contains(more, "secureClientPort=") {
+				m.secureAddr = fmt.Sprintf("127.0.0.1:%d", securePort)
+			}
+		}
+		m.cfg = filepath.Join(e.dir, fmt.Sprintf("zoo.%d.cfg", i))
+		if err := os.WriteFile(m.cfg, []byte(cfg), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		e.members = append(e.members, &member{id: i, cfg: path, clientAddr: fmt.Sprintf("127.0.0.1:%d", clientPort),
-			log: filepath.Join(e.dir, fmt.Sprintf("zoo.%d.log", i))})
+		e.members = append(e.members, m)
 	}
 	t.Cleanup(e.killAll)
 	for _, m := range e.members {

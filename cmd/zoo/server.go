@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/keystore"
 	"github.com/zooraft/zoo/internal/zoocfg"
 	"github.com/zooraft/zoo/zkwire"
 )
@@ -48,6 +50,21 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zoo:", err)
 		return 2
 	}
+	// Certificates load before anything starts: a TLS setting that cannot
+	// take effect stops the server, naming its keys.
+	var secureConf *tls.Config
+	if cfg.SecureClientPort != 0 {
+		if secureConf, err = serverTLS(cfg.ClientTLS, clientAuthOf(cfg.ClientTLS.ClientAuth), "secure client port", logger); err != nil {
+			fmt.Fprintln(stderr, "zoo:", err)
+			return 2
+		}
+	}
+	if zcfg.PeerTLS != nil {
+		if _, err := keystore.Load(cfg.QuorumTLS.KeyStore, cfg.QuorumTLS.TrustStore); err != nil {
+			fmt.Fprintln(stderr, "zoo: ssl.quorum.keyStore.location / ssl.quorum.trustStore.location:", err)
+			return 2
+		}
+	}
 	ens, err := zoo.Open(zcfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "zoo:", err)
@@ -68,18 +85,32 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "zoo:", err)
 		return 1
 	}
-	clientAddr := net.JoinHostPort(cfg.ClientPortAddress, strconv.Itoa(cfg.ClientPort))
-	ln, err := net.Listen("tcp", clientAddr)
+	defer srv.Close()
+	served := make(chan error, 2)
+	if cfg.ClientPort != 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ClientPortAddress, strconv.Itoa(cfg.ClientPort)))
+		if err != nil {
+			fmt.Fprintln(stderr, "zoo: clientPort:", err)
+			return 1
+		}
+		logger.Info("zoo: serving ZooKeeper clients", "addr", ln.Addr().String(), "replica", zcfg.ID, "peers", len(zcfg.Peers))
+		go func() { served <- srv.Serve(ln) }()
+	}
+	if cfg.SecureClientPort != 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.SecureClientPortAddress, strconv.Itoa(cfg.SecureClientPort)))
+		if err != nil {
+			fmt.Fprintln(stderr, "zoo: secureClientPort:", err)
+			return 1
+		}
+		logger.Info("zoo: serving ZooKeeper clients over TLS", "addr", ln.Addr().String(), "client-auth", cfg.ClientTLS.ClientAuth)
+		go func() { served <- srv.ServeTLS(ln, secureConf) }()
+	}
+	stopAdmin, err := startAdmin(cfg, srv, logger)
 	if err != nil {
-		fmt.Fprintln(stderr, "zoo: client port:", err)
+		fmt.Fprintln(stderr, "zoo:", err)
 		return 1
 	}
-	logger.Info("zoo: serving ZooKeeper clients", "addr", ln.Addr().String(), "replica", zcfg.ID, "peers", len(zcfg.Peers))
-	stopAdmin := startAdmin(cfg, srv, logger)
 	defer stopAdmin()
-
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -103,19 +134,38 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 }
 
 // startAdmin serves the AdminServer's /commands and /metrics on
-// admin.serverAddress:admin.serverPort when admin.enableServer is true. As in
+// admin.serverAddress:admin.serverPort when admin.enableServer is true:
+// HTTPS with the ssl.* key store whenever ssl.keyStore.location is set
+// (ZooKeeper serves HTTP unless admin.forceHttps; zoo never lets a server
+// that has a certificate answer in plaintext), requiring a client
+// certificate of the ssl.trustStore CAs with admin.needClientAuth. As in
 // ZooKeeper, a port that cannot be bound (8080 is often taken, and replicas
-// sharing a host share the default) is a warning, not a reason to stop. The
-// returned func stops it and may be called more than once.
-func startAdmin(cfg *zoocfg.Config, srv *zkwire.Server, logger *slog.Logger) (stop func()) {
+// sharing a host share the default) is a warning, not a reason to stop; TLS
+// files that do not load are. The returned func stops it and may be called
+// more than once.
+func startAdmin(cfg *zoocfg.Config, srv *zkwire.Server, logger *slog.Logger) (stop func(), err error) {
 	if !cfg.AdminEnabled {
-		return func() {}
+		return func() {}, nil
+	}
+	var conf *tls.Config
+	if cfg.ClientTLS.KeyStore.Path != "" {
+		auth := tls.NoClientCert
+		if cfg.AdminNeedClientAuth {
+			auth = tls.RequireAndVerifyClientCert
+		}
+		if conf, err = serverTLS(cfg.ClientTLS, auth, "admin server", logger); err != nil {
+			return nil, err
+		}
 	}
 	addr := net.JoinHostPort(cfg.AdminAddress, strconv.Itoa(cfg.AdminPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		logger.Warn("zoo: admin server not started", "addr", addr, "err", err)
-		return func() {}
+		return func() {}, nil
+	}
+	scheme := "http"
+	if conf != nil {
+		ln, scheme = tls.NewListener(ln, conf), "https"
 	}
 	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -124,11 +174,11 @@ func startAdmin(cfg *zoocfg.Config, srv *zkwire.Server, logger *slog.Logger) (st
 		defer close(done)
 		hs.Serve(ln)
 	}()
-	logger.Info("zoo: admin server", "addr", ln.Addr().String())
+	logger.Info("zoo: admin server", "url", scheme+"://"+ln.Addr().String()+"/commands", "client-certificates", cfg.AdminNeedClientAuth)
 	return sync.OnceFunc(func() {
 		hs.Close()
 		<-done
-	})
+	}), nil
 }
 
 // maxCnxns maps zoo.cfg's maxClientCnxns (0 = unlimited) onto zkwire's (negative = unlimited).
@@ -152,9 +202,13 @@ func ensembleConfig(cfg *zoocfg.Config, logger *slog.Logger) (zoo.Config, error)
 		MaxSessionTimeout: maxTO,
 		SnapshotsRetained: cfg.AutopurgeSnapRetainCount,
 		SuperDigest:       cfg.SuperDigest,
+		X509SuperUser:     cfg.X509SuperUser,
 		Logger:            logger,
 	}
 	if !cfg.Distributed() {
+		if cfg.SSLQuorum {
+			logger.Warn("zoo: sslQuorum=true has no effect on a standalone server: it has no links to other servers")
+		}
 		return z, nil
 	}
 	self, ok := cfg.Self()
@@ -165,6 +219,9 @@ func ensembleConfig(cfg *zoocfg.Config, logger *slog.Logger) (zoo.Config, error)
 	z.BindAddr = net.JoinHostPort(self.Host, strconv.Itoa(self.QuorumPort))
 	for _, s := range cfg.Servers {
 		z.Peers = append(z.Peers, zoo.Peer{ID: s.ID, Addr: net.JoinHostPort(s.Host, strconv.Itoa(s.QuorumPort)), Observer: s.Observer})
+	}
+	if cfg.SSLQuorum {
+		z.PeerTLS = peerTLS(cfg.QuorumTLS)
 	}
 	return z, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,6 +41,14 @@ func Need(t testing.TB) {
 // the test failed, the tail of its log is logged.
 func Standalone(t testing.TB, tick time.Duration, props ...string) string {
 	t.Helper()
+	return StandaloneWith(t, tick, "", props...)
+}
+
+// StandaloneWith is Standalone with extra zoo.cfg lines (secureClientPort
+// and ssl.* keys, say: the server then uses Netty, whose jars Debian
+// installs with it).
+func StandaloneWith(t testing.TB, tick time.Duration, extraCfg string, props ...string) string {
+	t.Helper()
 	Need(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -50,7 +59,7 @@ func Standalone(t testing.TB, tick time.Duration, props ...string) string {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "zoo.cfg")
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("tickTime=%d\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=*\n", tick.Milliseconds(), filepath.Join(dir, "data"), port)), 0o644); err != nil {
+		"admin.enableServer=false\n4lw.commands.whitelist=*\n%s", tick.Milliseconds(), filepath.Join(dir, "data"), port, netty(extraCfg))), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "zookeeper.log"))
@@ -98,4 +107,16 @@ func FourLetter(addr, word string) string {
 	nc.Write([]byte(word))
 	b, _ := io.ReadAll(nc)
 	return string(b)
+}
+
+// netty adds the Netty connection factory to a config that serves TLS:
+// ZooKeeper's NIO factory serves no secure port.
+func netty(extraCfg string) string {
+	if extraCfg != "" && !strings.HasSuffix(extraCfg, "\n") {
+		extraCfg += "\n"
+	}
+	if strings.Contains(extraCfg, "secureClientPort") && !strings.Contains(extraCfg, "serverCnxnFactory") {
+		extraCfg += "serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n"
+	}
+	return extraCfg
 }
