@@ -5,6 +5,7 @@
 //	zoo status --config zoo.cfg        # like zkServer.sh status: "Mode: leader"
 //	zoo status -server host:port
 //	zoo cli -server host:port[,...]    # like zkCli.sh, same commands and output
+//	zoo certs -config zoo.cfg -client app   # a CA and certificates for sslQuorum, secureClientPort and clients
 //	zoo version
 package main
 
@@ -30,6 +31,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cliCmd(args[1:], stdout, stderr)
 	case "status":
 		return statusCmd(args[1:], stdout, stderr)
+	case "certs":
+		return certsCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "zoo", version)
 		return 0
@@ -50,9 +53,11 @@ func usage(w io.Writer) {
   zoo server --config zoo.cfg     run a replica as described by a ZooKeeper zoo.cfg (+ dataDir/myid)
   zoo status --config zoo.cfg     print this server's mode, like zkServer.sh status
   zoo status -server host:port    the same for any server
-  zoo cli [-server host:port,...[/chroot]] [-timeout ms] [-r] [command args...]
+  zoo cli [-server host:port,...[/chroot]] [-timeout ms] [-r] [-tls-ca FILE [-tls-cert FILE]] [command args...]
                                   a zkCli.sh-compatible shell (one command, piped commands, or interactive);
-                                  -r accepts a read-only server
+                                  -r accepts a read-only server; -tls-* connect to a secureClientPort
+  zoo certs [-config zoo.cfg] [-hosts h1,h2,...] [-client NAME]... [-dir certs] [-days 730] [-force]
+                                  a CA, server and client certificates (PEM) for sslQuorum and secureClientPort
   zoo version
 `)
 }
