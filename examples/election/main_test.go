@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo/examples/internal/demo"
+	"github.com/zooraft/zoo/internal/certgen"
 )
 
 // TestDemo runs the one-process demo and checks its story: alice, bob and
@@ -86,6 +88,10 @@ func TestProcesses(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
+	// The replicas' links are mutual TLS, with the files zoo certs writes.
+	certs := filepath.Join(dir, "certs")
+	writeCerts(t, certs, 3)
+
 	addrs := freePorts(t, 3)
 	var peers []string
 	for i, a := range addrs {
@@ -104,7 +110,7 @@ func TestProcesses(t *testing.T) {
 		// A larger tick than the demo's default leaves room for a busy
 		// machine running this under -race.
 		cmd := exec.Command(bin, "-id", id, "-peers", strings.Join(peers, ","),
-			"-dir", filepath.Join(dir, "data", id), "-tick", "400ms", "-session-timeout", "3s")
+			"-dir", filepath.Join(dir, "data", id), "-tls", certs, "-tick", "400ms", "-session-timeout", "3s")
 		p := &proc{id: id, cmd: cmd, out: &demo.Buffer{}, exited: make(chan struct{})}
 		cmd.Stdout, cmd.Stderr = p.out, p.out
 		if err := cmd.Start(); err != nil {
@@ -233,4 +239,33 @@ func freePorts(t *testing.T, n int) []string {
 		l.Close()
 	}
 	return out
+}
+
+// writeCerts writes dir/ca.pem and dir/server.N.pem for n replicas on
+// 127.0.0.1, as `zoo certs -dir dir -hosts 127.0.0.1,...` does.
+func writeCerts(t *testing.T, dir string, n int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := certgen.NewCA("election CA", certgen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := certgen.WriteFile(filepath.Join(dir, "ca.pem"), ca.CertPEM()); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= n; i++ {
+		leaf, err := ca.Replica(fmt.Sprintf("replica %d", i), []string{"127.0.0.1"}, certgen.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := leaf.PEM()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := certgen.WriteFile(filepath.Join(dir, fmt.Sprintf("server.%d.pem", i)), b); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -1,7 +1,7 @@
 // Package demo holds what the recipe examples (election, lock, config,
 // discovery) share, so that each example's main.go shows only its recipe:
 //
-//   - [Flags]: -id, -peers, -dir (and -once, -tick, -session-timeout, -v),
+//   - [Flags]: -id, -peers, -dir (and -tls, -once, -tick, -session-timeout, -v),
 //     which make a program one replica of a real multi-process ensemble, as
 //     zoo.Config's ID, Peers and Dir name them;
 //   - [StartCluster]: the 3-replica ensemble on loopback TCP, with real bbolt
@@ -51,6 +51,7 @@ type Flags struct {
 	Peers          PeerList
 	Dir            string
 	Bind           string
+	TLS            string
 	Once           bool
 	Tick           time.Duration
 	SessionTimeout time.Duration
@@ -63,6 +64,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.Var(&f.Peers, "peers", "every member of the ensemble, this one included, as `ID=host:port,...` (the same list in every process)")
 	fs.StringVar(&f.Dir, "dir", "", "this replica's data dir (raft log and snapshots); created if missing")
 	fs.StringVar(&f.Bind, "bind", "", "address to listen on, if not this replica's address in -peers (which is then advertised)")
+	fs.StringVar(&f.TLS, "tls", "", "secure the links between replicas with mutual TLS: `DIR`/ca.pem and DIR/server.<id>.pem, as `zoo certs -dir DIR -hosts host1,host2,...` writes them")
 	fs.BoolVar(&f.Once, "once", false, "do this process's part of the demo, wait for the others to do theirs, and exit")
 	fs.DurationVar(&f.Tick, "tick", DefaultTick, "zoo.Config.TickTime: raft's heartbeat and election timeouts are half of it")
 	fs.DurationVar(&f.SessionTimeout, "session-timeout", DefaultSessionTimeout, "session timeout: how soon a dead process's ephemeral nodes vanish")
@@ -115,6 +117,12 @@ func (f *Flags) Open() (*zoo.Ensemble, error) {
 	}
 	if f.Bind != "" {
 		cfg.BindAddr, cfg.AdvertiseAddr = f.Bind, f.Self().Addr
+	}
+	if f.TLS != "" {
+		cfg.PeerTLS = &zoo.PeerTLS{
+			CertFile: filepath.Join(f.TLS, "server."+f.ID+".pem"),
+			CAFile:   filepath.Join(f.TLS, "ca.pem"),
+		}
 	}
 	if f.Verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
