@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -365,4 +366,100 @@ func freeAddrOn(t *testing.T, ip string) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// The replica port under abuse while the ensemble keeps serving: a flood of
+// connections that never finish their handshake, beyond the per-address
+// limit, and (from a stolen member certificate) frames whose headers claim
+// 60 MiB. Writes go on; the flood is cut at the limit and dropped at the
+// handshake deadline; the lying frames cost what was really sent.
+func TestReplicaPortSurvivesMisbehavingClients(t *testing.T) {
+	ca, _ := certgen.NewCA("ensemble CA", certgen.Options{})
+	le := newLinkedEnsemble(t, 3, writePKIFiles(t, ca, t.TempDir(), 3))
+	ctx := testCtx(t)
+	at, _ := le.leader()
+	s, err := le.reps[(at+1)%3].NewSession(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := le.peers[at].Addr
+	from := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+
+	var flood []net.Conn
+	for range peer.DefaultMaxConnsPerIP + 72 {
+		c, err := from.Dial("tcp", target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		flood = append(flood, c)
+	}
+	stolen, _ := ca.Replica("stolen", []string{"127.0.0.1"}, certgen.Options{})
+	var liars []net.Conn
+	conf, _ := staticTLS(stolen, ca).Base()
+	conf = conf.Clone()
+	conf.ServerName = "127.0.0.1"
+	for range 20 {
+		// A raw TLS conn: the flood holds every slot of 127.0.0.2, so these
+		// come from 127.0.0.3.
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
+		c, err := tls.DialWithDialer(d, "tcp", target, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		hdr := make([]byte, 13)
+		binary.BigEndian.PutUint32(hdr, 60<<20)
+		hdr[12] = 1 // a forwarded write
+		if _, err := c.Write(append(append([]byte{peer.KindRPC}, hdr...), make([]byte, 64<<10)...)); err != nil {
+			t.Fatal(err)
+		}
+		liars = append(liars, c)
+	}
+
+	for i := range 30 {
+		if err := retry(ctx, func() error {
+			_, err := s.Create(ctx, fmt.Sprintf("/under-abuse-%d", i), nil, zoo.ModePersistent, nil)
+			return err
+		}, zoo.ErrNodeExists); err != nil {
+			t.Fatalf("write %d under abuse: %v", i, err)
+		}
+	}
+	var ms runtimeMem
+	if heap := ms.heapMiB(); heap > 600 {
+		t.Fatalf("heap is %d MiB with 20 frames claiming 60 MiB each", heap)
+	}
+
+	// Beyond the limit: closed at once. The rest: at the handshake deadline.
+	closed := 0
+	for _, c := range flood {
+		c.SetReadDeadline(time.Now().Add(peer.DefaultHandshakeTimeout + 5*time.Second))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeoutErr(err) {
+			closed++
+		}
+	}
+	if closed != len(flood) {
+		t.Fatalf("%d of %d idle connections were closed by the handshake deadline", closed, len(flood))
+	}
+	for _, c := range liars {
+		c.Close()
+	}
+	if err := retry(ctx, func() error { _, err := s.Set(ctx, "/under-abuse-0", []byte("after"), -1); return err }); err != nil {
+		t.Fatalf("write after the abuse: %v", err)
+	}
+}
+
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// runtimeMem reads the Go heap of this process (where the replicas run).
+type runtimeMem struct{}
+
+func (runtimeMem) heapMiB() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc >> 20
 }

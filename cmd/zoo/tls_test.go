@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +26,7 @@ type tlsFiles struct {
 	dir, ca, server, app, other, admin string
 }
 
-func writeTLSFiles(t *testing.T) *tlsFiles {
+func writeTLSFiles(t testing.TB) *tlsFiles {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := certgen.NewCA("zoo test CA", certgen.Options{})
@@ -335,5 +337,53 @@ func TestServerRefusesSecurityItCannotGive(t *testing.T) {
 				t.Fatalf("exit %d, output %q; want a refusal naming %s", code, out.String(), tt.want)
 			}
 		})
+	}
+}
+
+// With a key store configured the AdminServer speaks HTTPS only, and with
+// admin.needClientAuth only to client certificates of the CA; what it may
+// reveal still follows the four-letter-word whitelist.
+func TestAdminServerHTTPS(t *testing.T) {
+	f := writeTLSFiles(t)
+	ports := freePorts(t, 3)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("tickTime=200\ndataDir=%s\nclientPort=%d\nadmin.serverAddress=127.0.0.1\nadmin.serverPort=%d\n"+
+		"admin.needClientAuth=true\n4lw.commands.whitelist=srvr,stat\n", dir, ports[0], ports[1]) + f.clientLines(ports[2])
+	e := &ensemble{t: t, dir: dir}
+	m := &member{id: 1, cfg: filepath.Join(dir, "zoo.cfg"), clientAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]), log: filepath.Join(dir, "zoo.log")}
+	if err := os.WriteFile(m.cfg, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.members = []*member{m}
+	t.Cleanup(e.killAll)
+	e.start(m)
+	e.waitFor(30*time.Second, "the server answers srvr", func() bool { return mode(m) != "" })
+
+	admin := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	get := func(conf *tls.Config, scheme, path string) (int, string, error) {
+		tr := &http.Transport{TLSClientConfig: conf}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 10 * time.Second}).Get(scheme + "://" + admin + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), nil
+	}
+	withCert := clientTLSConf(t, f, f.app)
+	if code, body, err := get(withCert, "https", "/commands/srvr"); err != nil || code != http.StatusOK || !strings.Contains(body, "server_stats") {
+		t.Fatalf("https srvr with a client certificate: %d %v %s", code, err, body)
+	}
+	if code, body, _ := get(withCert, "https", "/commands/dump"); code != http.StatusForbidden || !strings.Contains(body, "4lw.commands.whitelist") {
+		t.Fatalf("https dump without dump whitelisted: %d %s", code, body)
+	}
+	noCert, _ := cliTLS(f.ca, "", "")
+	noCert.ServerName = "127.0.0.1"
+	if code, body, err := get(noCert, "https", "/commands/srvr"); err == nil {
+		t.Fatalf("https without a client certificate answered: %d %s", code, body)
+	}
+	if code, body, _ := get(nil, "http", "/commands/srvr"); code == http.StatusOK || strings.Contains(body, "server_stats") {
+		t.Fatalf("plain http answered: %d %s", code, body)
 	}
 }

@@ -63,9 +63,18 @@ func BenchmarkVsZooKeeper(b *testing.B) {
 
 // runLoad spreads b.N operations over callers connections.
 func runLoad(b *testing.B, addrs []string, op string, callers int) {
+	runLoadDial(b, addrs, op, callers, nil)
+}
+
+// runLoadDial is runLoad with connections made by dial (nil: plain TCP).
+func runLoadDial(b *testing.B, addrs []string, op string, callers int, dial zk.Dialer) {
 	conns := make([]*zk.Conn, callers)
 	for i := range conns {
-		c, _, err := zk.Connect([]string{addrs[i%len(addrs)]}, 10*time.Second, zk.WithLogInfo(false))
+		opts := zkOptions(zk.WithLogInfo(false))
+		if dial != nil {
+			opts = append(opts, zk.WithDialer(dial))
+		}
+		c, _, err := zk.Connect([]string{addrs[i%len(addrs)]}, 10*time.Second, opts...)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -125,6 +134,9 @@ func runLoad(b *testing.B, addrs []string, op string, callers int) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
 }
+
+// zkOptions makes a slice of go-zookeeper's unexported option type.
+func zkOptions[O any](opts ...O) []O { return opts }
 
 // startZooKeeper runs an n-member Apache ZooKeeper ensemble from Debian's jars.
 func startZooKeeper(b *testing.B, java string, n int) ([]string, []*exec.Cmd) {
