@@ -11,6 +11,16 @@
 // a one-replica, in-memory ensemble for tests; real deployments give every
 // replica a Dir, a BindAddr and the same Peers list.
 //
+// # Security
+//
+// Replicas trust each other completely: whoever reaches a replica's port as a
+// peer can write anything as anyone. [Config.PeerTLS] makes every link
+// mutual TLS 1.3 and admits only replicas whose certificate names a member;
+// without it a replica admits connections from members' addresses only,
+// which is enough on a trusted network and no more. Sessions authenticate
+// with [Session.AddAuth] (digest, ip, and x509 for clients that proved a
+// certificate, see [X509ID]); ACLs decide what each identity may do.
+//
 // # Sessions
 //
 // All znode operations go through a [Session], created on one replica with
