@@ -77,26 +77,29 @@ func ParseType(s string) (Type, error) {
 	return "", fmt.Errorf("%w: unknown type %q (want PEM or PKCS12)", ErrFormat, s)
 }
 
-// typeOf resolves a store's type: as given, else from the file name, else
-// from the content (PEM is text with BEGIN lines; PKCS#12 is DER).
+// typeOf resolves a store's type: as given, else from the content (PEM is
+// text with BEGIN lines; Java's JKS and JCEKS start with their magic
+// numbers; PKCS#12 is DER), else from the file name.
 func typeOf(path string, t Type, data []byte) (Type, error) {
 	if t != "" {
 		return t, nil
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".pem", ".crt", ".cer", ".key":
+	switch {
+	case bytes.Contains(data, []byte("-----BEGIN ")):
 		return PEM, nil
-	case ".p12", ".pfx":
+	case bytes.HasPrefix(data, []byte{0xfe, 0xed, 0xfe, 0xed}):
+		_, err := ParseType("JKS")
+		return "", err
+	case bytes.HasPrefix(data, []byte{0xce, 0xce, 0xce, 0xce}):
+		_, err := ParseType("JCEKS")
+		return "", err
+	case len(data) > 0 && data[0] == 0x30: // an ASN.1 SEQUENCE
 		return PKCS12, nil
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
 	case ".jks":
 		_, err := ParseType("JKS")
 		return "", err
-	}
-	if bytes.Contains(data, []byte("-----BEGIN ")) {
-		return PEM, nil
-	}
-	if len(data) > 0 && data[0] == 0x30 { // an ASN.1 SEQUENCE
-		return PKCS12, nil
 	}
 	return "", fmt.Errorf("%w: neither PEM nor PKCS#12", ErrFormat)
 }
@@ -165,16 +168,13 @@ func LoadTrustStore(ts TrustStore) ([]*x509.Certificate, error) {
 	}
 	var certs []*x509.Certificate
 	if t == PKCS12 {
+		// Java's trust stores mark each certificate trusted; a store made
+		// by openssl does not (and one holding a key is a key store: its
+		// own certificate must not become a CA by mistake).
 		certs, err = pkcs12.DecodeTrustStore(data, ts.Password)
 		if err != nil {
-			// A store made by openssl rather than keytool holds certificates
-			// without Java's trust attribute: take its chain instead.
-			if _, leaf, cas, err2 := pkcs12.DecodeChain(data, ts.Password); err2 == nil {
-				certs, err = append([]*x509.Certificate{leaf}, cas...), nil
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w: PKCS#12 trust store: %v", ts.Path, ErrFormat, err)
+			return nil, fmt.Errorf("%s: %w: PKCS#12 trust store (is the password right?): %v; "+
+				"make it with `keytool -importcert -storetype PKCS12`, or give the CA certificates as PEM", ts.Path, ErrFormat, err)
 		}
 	} else if certs, err = pemCerts(data); err != nil {
 		return nil, fmt.Errorf("%s: %w", ts.Path, err)

@@ -135,6 +135,15 @@ func TestLoadPKCS12(t *testing.T) {
 	if _, err := LoadKeyStore(KeyStore{Path: p12, Password: "nope"}); !errors.Is(err, ErrFormat) {
 		t.Fatalf("wrong password: %v", err)
 	}
+	b, _ := os.ReadFile(p12)
+	if _, err := LoadKeyStore(KeyStore{Path: f.write(t, "misnamed.jks", b), Password: "changeit"}); err != nil {
+		t.Fatalf("a PKCS#12 file named .jks is read by its content: %v", err)
+	}
+	// A trust store must not be a key store: its own certificate would
+	// become a CA.
+	if _, err := LoadTrustStore(TrustStore{Path: p12, Password: "changeit"}); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "keytool -importcert") {
+		t.Fatalf("a key store as trust store: %v", err)
+	}
 
 	trust := filepath.Join(f.dir, "truststore.p12")
 	run(t, "keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", caPEM,

@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -30,8 +29,11 @@ type Reloader struct {
 	onReload func(*Material)
 	onError  func(error)
 
+	checking  sync.Mutex // held by the one goroutine reading the files
 	mu        sync.Mutex // guards the fields below
 	cur       *Material
+	conf      *tls.Config // confFor as a tls.Config, made on first use
+	confFor   *Material
 	sum       [sha256.Size]byte // of the files' content cur was loaded from
 	lastCheck time.Time
 	failed    bool
@@ -72,35 +74,67 @@ func Load(ks KeyStore, ts TrustStore) (*Material, error) {
 }
 
 // Current returns the stores' content, reloaded first if the interval has
-// passed and the files changed.
+// passed and the files changed. One caller at a time reads the files; the
+// others meanwhile get the material they had, so a slow file system never
+// holds up a handshake for longer than the one that checks.
 func (r *Reloader) Current() *Material {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if time.Since(r.lastCheck) < r.interval {
-		return r.cur
+	cur, due := r.cur, time.Since(r.lastCheck) >= r.interval
+	r.mu.Unlock()
+	if !due || !r.checking.TryLock() {
+		return cur
 	}
+	defer r.checking.Unlock()
+	r.mu.Lock()
 	r.lastCheck = time.Now()
+	r.mu.Unlock()
+
 	sum, err := r.fingerprint()
-	if err == nil && bytes.Equal(sum[:], r.sum[:]) {
+	if err == nil && sum == r.loadedSum() {
+		r.mu.Lock()
 		r.failed = false // back to what was loaded last
-		return r.cur
+		r.mu.Unlock()
+		return cur
 	}
 	var m *Material
 	if err == nil {
 		m, err = Load(r.ks, r.ts)
 	}
+	r.mu.Lock()
 	if err != nil {
-		if !r.failed && r.onError != nil {
+		report := !r.failed
+		r.failed = true
+		r.mu.Unlock()
+		if report && r.onError != nil {
 			r.onError(fmt.Errorf("keeping the previous certificates: %w", err))
 		}
-		r.failed = true
-		return r.cur
+		return cur
 	}
 	r.cur, r.sum, r.failed = m, sum, false
+	r.mu.Unlock()
 	if r.onReload != nil {
 		r.onReload(m)
 	}
 	return m
+}
+
+func (r *Reloader) loadedSum() [sha256.Size]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sum
+}
+
+// Config returns the current material as a tls.Config holding this side's
+// certificate and the CAs (as RootCAs and ClientCAs), the same value until
+// the material changes; callers clone it before changing anything.
+func (r *Reloader) Config() *tls.Config {
+	m := r.Current()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.confFor != m {
+		r.conf, r.confFor = &tls.Config{Certificates: []tls.Certificate{*m.Cert}, RootCAs: m.CAs, ClientCAs: m.CAs}, m
+	}
+	return r.conf
 }
 
 // fingerprint hashes the content of every file the stores name, so a
