@@ -1,12 +1,10 @@
 package zoo
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -29,10 +27,14 @@ type Config struct {
 	// Peers lists the initial members, this replica included (at the address it
 	// advertises), when bootstrapping a fresh Dir; at least one must vote. Every
 	// member must be given the same list. Ignored when Dir already holds state.
-	// Empty: a one-replica ensemble of this replica.
+	// Empty: a one-replica ensemble of this replica. With Join, Peers lists the
+	// current members instead: nothing is bootstrapped, but until this replica
+	// is added only they are admitted on its port.
 	Peers []Peer
 	// Join starts a fresh replica without bootstrapping: it waits to be added by
-	// [Ensemble.AddVoter] or [Ensemble.AddObserver] on a member.
+	// [Ensemble.AddVoter] or [Ensemble.AddObserver] on a member. Give it the
+	// current members as Peers: without them it admits anyone who reaches its
+	// port (with PeerTLS, any replica certificate of the CA) until it is added.
 	Join bool
 	// PeerTLS secures the links between replicas with mutual TLS 1.3 (see
 	// [PeerTLS]); every member must set it. Nil: plaintext links, which
@@ -78,19 +80,6 @@ type testHooks struct {
 	tuneRaft          func(*raft.Config) // adjusts raft's configuration last
 	noCommitBroadcast bool               // the leader sends no commit notices
 	afterVerifyLeader func()             // runs in leaderSyncIndex right after the leadership check
-}
-
-// Transport carries both raft traffic and zoo's own peer RPC between
-// replicas. The default is TCP on [Config.BindAddr].
-type Transport interface {
-	// Raft returns the raft transport for this replica.
-	Raft() raft.Transport
-	// Listener accepts zoo peer-RPC connections addressed to this replica.
-	Listener() net.Listener
-	// Dial opens a zoo peer-RPC connection to the replica whose raft address is addr.
-	Dial(ctx context.Context, addr raft.ServerAddress) (net.Conn, error)
-	// Close releases the listener and the raft transport.
-	Close() error
 }
 
 // Peer is one member of the ensemble.
@@ -185,9 +174,6 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if len(cfg.Peers) > 0 && !self && !cfg.Join {
 		return cfg, &ConfigError{"Peers", fmt.Sprintf("does not include this replica's ID %q", cfg.ID)}
-	}
-	if len(cfg.Peers) > 0 && cfg.Join {
-		return cfg, &ConfigError{"Join", "contradicts Peers: a joining replica is added by a member, not bootstrapped"}
 	}
 	if len(cfg.Peers) > 0 && cfg.BindAddr == "" && cfg.Transport == nil {
 		return cfg, &ConfigError{"BindAddr", "required when Peers are given"}

@@ -47,7 +47,7 @@ type Ensemble struct {
 	commits *commitBroadcaster // leader: tells followers of commits at once
 
 	// admitting is raft once started, for the transport's admission checks
-	// (peer_links.go), which run on the transport's goroutines.
+	// (links.go), which run on the transport's goroutines.
 	admitting atomic.Pointer[raft.Raft]
 
 	leaderMu    sync.Mutex // guards the leadership last seen, for Status.LeaderSince

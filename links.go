@@ -1,11 +1,13 @@
 package zoo
 
 import (
+	"context"
 	"crypto/tls"
-	"sync"
+	"net"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 
 	"github.com/zooraft/zoo/internal/keystore"
 	"github.com/zooraft/zoo/internal/peer"
@@ -21,8 +23,14 @@ import (
 //
 // Give files (CertFile and CAFile, as [zoo certs] writes them) or Config.
 // Files are read again when they change, so certificates are renewed
-// without a restart (checked at most once a second, at handshakes:
-// connections already open keep their certificates).
+// without a restart (checked at most once a second). Admission holds while
+// a link lives: every second each open link is checked again, and closed
+// when its peer is no longer a member or its certificate no longer verifies
+// (a trust store that dropped its CA, an expired certificate).
+//
+// A replica certificate must be good for serving and for dialling (both
+// extended key usages, as zoo certs makes them): a client certificate of
+// the same CA is not taken for a replica.
 //
 // [zoo certs]: https://github.com/zooraft/zoo/tree/main/cmd/zoo
 type PeerTLS struct {
@@ -43,7 +51,8 @@ type PeerTLS struct {
 	// Config, instead of the files: this replica's certificate
 	// (Certificates, or GetCertificate and GetClientCertificate) and the CAs
 	// to trust (RootCAs or ClientCAs). Its other settings are kept, but TLS
-	// 1.3, client certificates and the checks above are always imposed.
+	// 1.3, client certificates and the checks above are always imposed
+	// (InsecureSkipVerify and its own verification callbacks are ignored).
 	Config *tls.Config
 
 	// Identities are names a peer's certificate may carry instead of a
@@ -80,7 +89,7 @@ func (p *PeerTLS) check() error {
 // build turns the settings into the transport's, loading the files once
 // (an error names the field) and reloading them on change afterwards.
 func (p *PeerTLS) build(logger hclog.Logger) (*peer.TLS, error) {
-	out := &peer.TLS{Identities: p.Identities, NoHostCheck: p.SkipHostnameCheck}
+	out := &peer.TLS{Identities: p.Identities, SkipHostnameCheck: p.SkipHostnameCheck}
 	if p.Config != nil {
 		conf := p.Config
 		out.Base = func() (*tls.Config, error) { return conf, nil }
@@ -97,7 +106,7 @@ func (p *PeerTLS) build(logger hclog.Logger) (*peer.TLS, error) {
 		if err != nil {
 			return nil, &ConfigError{"PeerTLS", err.Error()}
 		}
-		out.Base = materialConfig(r)
+		out.Base = func() (*tls.Config, error) { return r.Config(), nil }
 	}
 	if err := out.Check(); err != nil {
 		return nil, &ConfigError{"PeerTLS", err.Error()}
@@ -106,26 +115,6 @@ func (p *PeerTLS) build(logger hclog.Logger) (*peer.TLS, error) {
 		logger.Warn("replica TLS: hostname checks are off: any certificate from the CA is taken for a replica")
 	}
 	return out, nil
-}
-
-// materialConfig serves the reloader's current material as a tls.Config,
-// built once per material.
-func materialConfig(r *keystore.Reloader) func() (*tls.Config, error) {
-	var (
-		mu   sync.Mutex // guards last and conf
-		last *keystore.Material
-		conf *tls.Config
-	)
-	return func() (*tls.Config, error) {
-		m := r.Current()
-		mu.Lock()
-		defer mu.Unlock()
-		if m != last {
-			last = m
-			conf = &tls.Config{Certificates: []tls.Certificate{*m.Cert}, RootCAs: m.CAs, ClientCAs: m.CAs}
-		}
-		return conf, nil
-	}
 }
 
 // openTCPTransport opens the replica port with the configured TLS, and
@@ -144,6 +133,14 @@ func (e *Ensemble) openTCPTransport(logger hclog.Logger) (*peer.Transport, error
 		}
 		opts.TLS = t
 	}
+	if e.cfg.Join && len(e.cfg.Peers) == 0 {
+		what := "anyone who reaches its port"
+		if opts.TLS != nil {
+			what = "any replica certificate of the CA"
+		}
+		e.logger.Warn("zoo: joining without Peers: until a member adds this replica it admits " + what +
+			"; give the current members as Peers")
+	}
 	t, err := peer.NewTCP(opts)
 	if err != nil {
 		return nil, err
@@ -154,7 +151,7 @@ func (e *Ensemble) openTCPTransport(logger hclog.Logger) (*peer.Transport, error
 // memberAddrs returns the addresses of the members this replica knows: the
 // latest raft configuration (committed or not, so a member being added is
 // admitted as soon as the change is in the log), or, before raft runs or
-// while it knows none, the Peers it was configured with.
+// while it knows none (joining), the Peers it was configured with.
 func (e *Ensemble) memberAddrs() []string {
 	var out []string
 	if r := e.admitting.Load(); r != nil {
@@ -171,4 +168,18 @@ func (e *Ensemble) memberAddrs() []string {
 		out = append(out, p.Addr)
 	}
 	return out
+}
+
+// Transport carries both raft traffic and zoo's own peer RPC between
+// replicas. The default is TCP on [Config.BindAddr] (internal/peer); tests
+// use an in-memory one (zootest).
+type Transport interface {
+	// Raft returns the raft transport for this replica.
+	Raft() raft.Transport
+	// Listener accepts zoo peer-RPC connections addressed to this replica.
+	Listener() net.Listener
+	// Dial opens a zoo peer-RPC connection to the replica whose raft address is addr.
+	Dial(ctx context.Context, addr raft.ServerAddress) (net.Conn, error)
+	// Close releases the listener and the raft transport.
+	Close() error
 }

@@ -185,7 +185,7 @@ func staticTLS(leaf *certgen.Leaf, trust ...*certgen.CA) *peer.TLS {
 		}
 		return &tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}, nil
 	}}
-	return &peer.TLS{Base: func() (*tls.Config, error) { return conf, nil }, NoHostCheck: true}
+	return &peer.TLS{Base: func() (*tls.Config, error) { return conf, nil }, SkipHostnameCheck: true}
 }
 
 func TestPeerTLSEnsembleServesAndRefusesStrangers(t *testing.T) {
@@ -462,4 +462,39 @@ func (runtimeMem) heapMiB() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc >> 20
+}
+
+// A replica waiting to be added admits only the members it was told to
+// expect (Join with Peers): a stranger cannot feed it a log before the real
+// leader does, and the real leader still adds it.
+func TestJoiningReplicaAdmitsOnlyExpectedMembers(t *testing.T) {
+	ctx := testCtx(t)
+	e1, err := zoo.Open(zoo.Config{ID: "1", Dir: t.TempDir(), BindAddr: "127.0.0.1:0", TickTime: linkedTick})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e1.Close()
+	if err := e1.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := zoo.Open(zoo.Config{ID: "2", Dir: t.TempDir(), BindAddr: "127.0.0.1:0", TickTime: linkedTick, Join: true,
+		Peers: []zoo.Peer{{ID: "1", Addr: e1.Addr()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+
+	stranger := attackTransport(t, "127.0.0.2:0", nil)
+	var resp raft.AppendEntriesResponse
+	if err := stranger.Raft().AppendEntries("2", raft.ServerAddress(e2.Addr()), &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}, Term: 7}, &resp); err == nil {
+		t.Fatal("a joining replica took AppendEntries from a stranger")
+	}
+	if err := retry(ctx, func() error { return e1.AddVoter(ctx, "2", e2.Addr()) }); err != nil {
+		t.Fatalf("AddVoter: %v", err)
+	}
+	eventually(t, 30*time.Second, "the joined replica follows", func() bool {
+		st, err := e2.Status()
+		return err == nil && st.LeaderID == "1" && len(st.Members) == 2
+	})
 }

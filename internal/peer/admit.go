@@ -7,73 +7,85 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // Who may connect to the replica port. A connection reaches raft or the
 // peer RPC only once admitted:
 //
 //   - with TLS, by finishing a TLS 1.3 handshake within the handshake
-//     timeout with a client certificate that chains to the configured CA
-//     and names the host of a current member (DNS or IP SAN, as hostname
-//     verification checks it) or a configured identity;
+//     timeout with a replica certificate (for serving and dialling: a
+//     client certificate of the same CA is not one) that chains to the
+//     configured CA and names the host of a current member (DNS or IP SAN,
+//     as hostname verification checks it) or a configured identity;
 //   - without TLS, by coming from an IP address that a member's host is or
-//     resolves to: a stranger elsewhere on the network is refused, but a
-//     process on a member's host cannot be told apart from the member, so
-//     plaintext links are for trusted networks only.
+//     resolves to (members.go): a stranger elsewhere on the network is
+//     refused, but a process on a member's host cannot be told apart from
+//     the member, so plaintext links are for trusted networks only.
 //
-// Either way a remote IP address may hold at most MaxConnsPerIP
-// connections, counted from accept, so a flood of idle connections costs
-// a bounded number of file descriptors and goroutines.
+// A remote IP address may hold at most MaxConnsPerIP connections, of which
+// MaxPendingPerIP not yet admitted, and at most maxPending are unadmitted
+// in all (conns.go), so a flood of idle connections costs a bounded number
+// of file descriptors and goroutines. What was admitted is checked again
+// while it lives (recheck.go).
 
 // ErrNotAdmitted wraps every reason a connection was refused.
 var ErrNotAdmitted = errors.New("zoo: connection not admitted")
 
 // admit runs the admission of a freshly accepted socket under the handshake
-// deadline and returns the connection to use (raw itself, or TLS over it)
-// with its kind byte. On error the returned conn, if not nil, is to be
-// closed too.
-func (t *Transport) admit(raw net.Conn) (net.Conn, byte, error) {
+// deadline and returns the connection to use (raw itself, or TLS over it),
+// its kind byte and, with TLS, the peer's certificates. On error the
+// returned conn, if not nil, is to be closed too.
+func (t *Transport) admit(raw net.Conn) (net.Conn, byte, []*x509.Certificate, error) {
 	deadline := time.Now().Add(t.opts.HandshakeTimeout)
 	if err := raw.SetDeadline(deadline); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	c := raw
+	var chain []*x509.Certificate
 	if t.opts.TLS != nil {
-		tc := tls.Server(raw, t.opts.TLS.serverConfig(t.checkPeerCert))
+		tc := tls.Server(raw, t.opts.TLS.serverConfig(func(peer []*x509.Certificate) error {
+			chain = peer
+			return t.checkPeer(peer)
+		}))
 		ctx, cancel := context.WithDeadline(t.ctx, deadline)
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			return tc, 0, fmt.Errorf("%w: TLS handshake: %w", ErrNotAdmitted, err)
+			return tc, 0, nil, fmt.Errorf("%w: TLS handshake: %w", ErrNotAdmitted, err)
 		}
 		c = tc
 	} else if err := t.members.admitsAddr(t.ctx, remoteIP(raw)); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	kind, err := readKind(c)
 	if err != nil {
-		return c, 0, fmt.Errorf("%w: no kind byte: %w", ErrNotAdmitted, err)
+		return c, 0, nil, fmt.Errorf("%w: no kind byte: %w", ErrNotAdmitted, err)
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
-		return c, 0, err
+		return c, 0, nil, err
 	}
-	return c, kind, nil
+	return c, kind, chain, nil
 }
 
-// checkPeerCert decides whether a certificate that chains to the CA
-// belongs to a peer: it must name a member's host or a configured identity.
-// A replica that knows no members (waiting to be added) and has no
+// checkPeer decides whether the certificates a dialler presented are a
+// peer's: a replica certificate of the CA (tls.go) that names a member.
+func (t *Transport) checkPeer(chain []*x509.Certificate) error {
+	if err := t.opts.TLS.verifyChain(chain, ""); err != nil {
+		return err
+	}
+	return t.checkPeerName(chain[0])
+}
+
+// checkPeerName decides whether a replica certificate belongs to a peer:
+// it must name a member's host or a configured identity. A replica that
+// knows no members (waiting to be added, told nobody to expect) and has no
 // identities configured takes the CA's word alone.
-func (t *Transport) checkPeerCert(leaf *x509.Certificate) error {
+func (t *Transport) checkPeerName(leaf *x509.Certificate) error {
 	s := t.opts.TLS
-	if s.NoHostCheck {
+	if s.SkipHostnameCheck {
 		return nil
 	}
 	for _, id := range s.Identities {
@@ -104,6 +116,9 @@ func identitiesNote(ids []string) string {
 // certNames reports whether leaf carries the identity name: as a host it
 // verifies for, or as its subject's common name, a URI or an e-mail SAN.
 func certNames(leaf *x509.Certificate, name string) bool {
+	if name == "" {
+		return false
+	}
 	if leaf.VerifyHostname(name) == nil || leaf.Subject.CommonName == name {
 		return true
 	}
@@ -125,132 +140,4 @@ func certHosts(leaf *x509.Certificate) []string {
 		out = []string{"none"}
 	}
 	return out
-}
-
-// memberAddrs answers "is this a member's address?" for plaintext links,
-// resolving members' host names with a short-lived cache.
-type memberAddrs struct {
-	list func() []string
-
-	mu    sync.Mutex // guards cache
-	cache map[string]resolved
-}
-
-type resolved struct {
-	ips []netip.Addr
-	at  time.Time
-}
-
-const (
-	// memberCacheTTL is how long a member's resolved addresses are reused.
-	memberCacheTTL = 30 * time.Second
-	// memberRefreshMin is how soon a refused address may trigger another
-	// lookup of the members' names: strangers must not drive DNS traffic.
-	memberRefreshMin    = time.Second
-	memberLookupTimeout = 2 * time.Second
-)
-
-func newMemberAddrs(list func() []string) *memberAddrs {
-	return &memberAddrs{list: list, cache: map[string]resolved{}}
-}
-
-// hosts returns the members' hosts, each once.
-func (m *memberAddrs) hosts() []string {
-	if m.list == nil {
-		return nil
-	}
-	var out []string
-	for _, a := range m.list() {
-		h, _, err := net.SplitHostPort(a)
-		if err != nil {
-			h = a
-		}
-		if !slices.Contains(out, h) {
-			out = append(out, h)
-		}
-	}
-	return out
-}
-
-// admitsAddr returns nil if ip is a member's address, or if no members are
-// known (a replica waiting to be added).
-func (m *memberAddrs) admitsAddr(ctx context.Context, ip netip.Addr) error {
-	hosts := m.hosts()
-	if len(hosts) == 0 {
-		return nil
-	}
-	for _, fresh := range []bool{false, true} {
-		for _, h := range hosts {
-			if slices.Contains(m.lookup(ctx, h, fresh), ip) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("%w: %s is not the address of a member (%s); without TLS, replicas admit connections from their members' addresses only",
-		ErrNotAdmitted, ip, strings.Join(hosts, ", "))
-}
-
-// lookup returns host's addresses: itself if it is an IP address, else
-// from the cache or DNS. fresh asks for a new lookup unless one ran in the
-// last memberRefreshMin.
-func (m *memberAddrs) lookup(ctx context.Context, host string, fresh bool) []netip.Addr {
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return []netip.Addr{ip.Unmap()}
-	}
-	m.mu.Lock()
-	r, ok := m.cache[host]
-	m.mu.Unlock()
-	age := time.Since(r.at)
-	if ok && (age < memberRefreshMin || !fresh && age < memberCacheTTL) {
-		return r.ips
-	}
-	ctx, cancel := context.WithTimeout(ctx, memberLookupTimeout)
-	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil && ok {
-		ips = r.ips // keep what we knew over a DNS hiccup
-	}
-	for i := range ips {
-		ips[i] = ips[i].Unmap()
-	}
-	m.mu.Lock()
-	m.cache[host] = resolved{ips: ips, at: time.Now()}
-	m.mu.Unlock()
-	return ips
-}
-
-// rateLimitedLog warns at most once per interval per key (a remote
-// address), so a stranger knocking on the port cannot flood the log.
-type rateLimitedLog struct {
-	logger   hclog.Logger
-	interval time.Duration
-
-	mu   sync.Mutex // guards last
-	last map[string]time.Time
-}
-
-func newRateLimitedLog(l hclog.Logger, interval time.Duration) *rateLimitedLog {
-	return &rateLimitedLog{logger: l, interval: interval, last: map[string]time.Time{}}
-}
-
-func (r *rateLimitedLog) warn(key, msg string, args ...any) {
-	now := time.Now()
-	r.mu.Lock()
-	if now.Sub(r.last[key]) < r.interval {
-		r.mu.Unlock()
-		return
-	}
-	if len(r.last) >= 1024 {
-		for k, at := range r.last {
-			if now.Sub(at) >= r.interval {
-				delete(r.last, k)
-			}
-		}
-		if len(r.last) >= 1024 { // a crowd: forget them rather than grow
-			clear(r.last)
-		}
-	}
-	r.last[key] = now
-	r.mu.Unlock()
-	r.logger.Warn(msg, args...)
 }

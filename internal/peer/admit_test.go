@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -100,7 +101,8 @@ func watchDelivery(t *testing.T, tr *Transport) *consumed {
 
 func tlsTransport(t *testing.T, s *TLS, members func() []string) *Transport {
 	t.Helper()
-	tr, err := NewTCP(Options{Bind: "127.0.0.1:0", TLS: s, Members: members, HandshakeTimeout: time.Second})
+	tr, err := NewTCP(Options{Bind: "127.0.0.1:0", TLS: s, Members: members, HandshakeTimeout: time.Second,
+		RecheckInterval: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +174,7 @@ func TestTLSLinksCarryRaftAndRPC(t *testing.T) {
 	}
 	c.Close()
 	waitFor(t, func() bool { return got.raft.Load() == 1 && got.rpc.Load() == 1 })
-	if v := c.(*tls.Conn).ConnectionState().Version; v != tls.VersionTLS13 {
+	if v := c.(*dialedConn).Conn.(*tls.Conn).ConnectionState().Version; v != tls.VersionTLS13 {
 		t.Fatalf("TLS version %x, want 1.3", v)
 	}
 }
@@ -233,8 +235,8 @@ func TestTLSRefusesWhatIsNotAPeer(t *testing.T) {
 		cert := conf.Certificates[0]
 		conf.Certificates = nil
 		conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
-		if err := dialTLS(t, conf); err == nil || !strings.Contains(err.Error(), "unknown certificate authority") {
-			t.Fatalf("err = %v, want unknown CA", err)
+		if err := dialTLS(t, conf); err == nil || !strings.Contains(err.Error(), "bad certificate") {
+			t.Fatalf("err = %v, want a refused certificate", err)
 		}
 	})
 	t.Run("valid certificate of a host that is not a member", func(t *testing.T) {
@@ -280,7 +282,7 @@ func TestTLSDialerChecksTheHostItDialled(t *testing.T) {
 		t.Fatalf("Dial = %v, want a certificate name mismatch", err)
 	}
 	// With the checks off, the CA alone vouches.
-	a.opts.TLS.NoHostCheck = true
+	a.opts.TLS.SkipHostnameCheck = true
 	if c, err := a.Dial(context.Background(), b.Raft().LocalAddr()); err != nil {
 		t.Fatalf("Dial without host check: %v", err)
 	} else {
@@ -364,7 +366,7 @@ func TestPlaintextAdmitsMembersAddressesOnly(t *testing.T) {
 }
 
 func TestConnectionsPerIPAreBounded(t *testing.T) {
-	b, err := NewTCP(Options{Bind: "127.0.0.1:0", MaxConnsPerIP: 4})
+	b, err := NewTCP(Options{Bind: "127.0.0.1:0", MaxConnsPerIP: 4, MaxPendingPerIP: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +381,7 @@ func TestConnectionsPerIPAreBounded(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.inbound) == 4 })
+	waitFor(t, func() bool { held, _ := b.table.count(); return held == 4 })
 	extra, err := net.Dial("tcp", b.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +391,7 @@ func TestConnectionsPerIPAreBounded(t *testing.T) {
 
 	// A slot freed is a slot for a member again.
 	idle[0].Close()
-	waitFor(t, func() bool { b.mu.Lock(); defer b.mu.Unlock(); return len(b.inbound) == 3 })
+	waitFor(t, func() bool { held, _ := b.table.count(); return held == 3 })
 	a, err := NewTCP(Options{Bind: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -435,3 +437,162 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// clientTLS is TLS settings that present a client certificate of p's CA
+// (for dialling only, as zoo certs makes them for applications).
+func (p *pki) clientTLS(cn string) *TLS {
+	p.t.Helper()
+	leaf, err := p.ca.Client(pkix.Name{CommonName: cn}, certgen.Options{})
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.ca.Cert)
+	conf := &tls.Config{RootCAs: roots, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		return &tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}, nil
+	}}
+	return &TLS{Base: func() (*tls.Config, error) { return conf, nil }}
+}
+
+// An application's client certificate from the ensemble's CA is not a
+// replica's, even where names are not checked: with the checks off, and on
+// a replica that knows no members yet.
+func TestClientCertificateIsNotAReplica(t *testing.T) {
+	p := newPKI(t, "one CA for replicas and clients")
+	skip := p.tlsFor([]string{"127.0.0.1"})
+	skip.SkipHostnameCheck = true
+	for name, b := range map[string]*Transport{
+		"hostname checks off": tlsTransport(t, skip, nil),
+		"no members known":    tlsTransport(t, p.tlsFor([]string{"127.0.0.1"}), func() []string { return nil }),
+	} {
+		got := watchDelivery(t, b)
+		app := tlsTransport(t, p.clientTLS("app"), nil)
+		if err := appendEntries(app, b); err == nil {
+			t.Fatalf("%s: a client certificate's AppendEntries was answered", name)
+		}
+		if got.raft.Load() != 0 {
+			t.Fatalf("%s: raft saw it", name)
+		}
+	}
+}
+
+// Admission holds while a link lives: a member removed from the ensemble
+// loses its open links, and so does a peer whose CA is no longer trusted.
+func TestAdmittedLinksAreCheckedAgain(t *testing.T) {
+	p := newPKI(t, "CA 1")
+	var m staticMembers
+	bTLS := p.tlsFor([]string{"127.0.0.1"})
+	var bBase atomic.Pointer[tls.Config]
+	first, _ := bTLS.Base()
+	bBase.Store(first)
+	bTLS.Base = func() (*tls.Config, error) { return bBase.Load(), nil }
+	b := tlsTransport(t, bTLS, m.list)
+	m.add(b.Addr().String())
+	m.add("a.example:1")
+	a := tlsTransport(t, p.tlsFor([]string{"a.example"}), nil)
+	serveEcho(t, b.Listener())
+	c := NewClient(func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, b.Raft().LocalAddr()) }, nil)
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Call(context.Background(), 1, nil); err != nil {
+		t.Fatalf("a member's call: %v", err)
+	}
+
+	// a.example leaves the ensemble: its open link is closed.
+	m.mu.Lock()
+	m.addrs = m.addrs[:1]
+	m.mu.Unlock()
+	waitFor(t, func() bool { _, err := c.Call(context.Background(), 1, nil); return err != nil })
+	if _, err := c.Call(context.Background(), 1, nil); err == nil {
+		t.Fatal("a removed member got a new link")
+	}
+
+	// A new CA replaces the old: links made under the old one are closed,
+	// inbound and outbound.
+	m.add("a.example:1")
+	waitFor(t, func() bool { _, err := c.Call(context.Background(), 1, nil); return err == nil })
+	out, err := b.Dial(context.Background(), raft.ServerAddress(a.Addr().String()))
+	if err == nil {
+		// a's certificate names a.example, not 127.0.0.1: b must refuse it.
+		out.Close()
+		t.Fatal("b dialled a peer whose certificate does not name the host dialled")
+	}
+	p2 := newPKI(t, "CA 2")
+	conf, _ := p2.tlsFor([]string{"127.0.0.1"}).Base()
+	bBase.Store(conf)
+	waitFor(t, func() bool { _, err := c.Call(context.Background(), 1, nil); return err != nil })
+}
+
+// A base that asks to skip verification does not get to: the dialling end
+// still checks the peer's CA and name.
+func TestInsecureBaseIsStillVerified(t *testing.T) {
+	p, other := newPKI(t, "CA"), newPKI(t, "impostor CA")
+	impostor := tlsTransport(t, other.tlsFor([]string{"wrong.example"}), nil)
+	s := p.tlsFor([]string{"127.0.0.1"})
+	conf, _ := s.Base()
+	conf.InsecureSkipVerify = true
+	a := tlsTransport(t, s, nil)
+	if c, err := a.Dial(context.Background(), raft.ServerAddress(impostor.Addr().String())); err == nil {
+		c.Close()
+		t.Fatal("dialled an impostor of another CA with a base that skips verification")
+	}
+}
+
+// Unfinished handshakes are bounded per address apart from admitted links,
+// so a stranger sharing a member's address cannot take its slots.
+func TestPendingHandshakesAreBoundedApart(t *testing.T) {
+	b, err := NewTCP(Options{Bind: "127.0.0.1:0", MaxConnsPerIP: 100, MaxPendingPerIP: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	got := watchDelivery(t, b)
+	var idle []net.Conn
+	for range 10 {
+		c, err := net.Dial("tcp", b.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	waitFor(t, func() bool { _, pending := b.table.count(); return pending == 3 })
+	closed := 0
+	for _, c := range idle {
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && !isTimeout(err) {
+			closed++
+		}
+	}
+	if closed != 7 {
+		t.Fatalf("%d connections refused beyond 3 pending, want 7", closed)
+	}
+	// An admitted member from the same address still gets in only once a
+	// pending slot frees: the stranger holds them until the deadline.
+	a, err := NewTCP(Options{Bind: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	idle[0].Close()
+	waitFor(t, func() bool { _, pending := b.table.count(); return pending == 2 })
+	if err := appendEntries(a, b); err != nil {
+		t.Fatalf("a peer beside the stranger: %v", err)
+	}
+	waitFor(t, func() bool { return got.raft.Load() == 1 })
+}
+
+// A refused certificate reaches the caller as "not sent": the peer ran
+// nothing, so a forwarded write may be retried rather than reported as of
+// unknown outcome.
+func TestRefusedHandshakeIsNotSent(t *testing.T) {
+	p := newPKI(t, "CA")
+	b := tlsTransport(t, p.tlsFor([]string{"127.0.0.1"}), func() []string { return []string{"member.example:1"} })
+	serveEcho(t, b.Listener())
+	a := tlsTransport(t, p.tlsFor([]string{"stranger.example"}), nil)
+	c := NewClient(func(ctx context.Context) (net.Conn, error) { return a.Dial(ctx, b.Raft().LocalAddr()) }, nil)
+	t.Cleanup(func() { c.Close() })
+	_, err := c.Call(context.Background(), 1, []byte("write"))
+	if !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Call = %v, want ErrUnavailable and ErrNotSent", err)
+	}
+}

@@ -3,6 +3,7 @@ package peer
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +39,16 @@ const (
 	// pipeline, a snapshot, one RPC connection); replicas sharing one host
 	// share the bound, so it leaves room for a dozen of them.
 	DefaultMaxConnsPerIP = 128
+	// DefaultMaxPendingPerIP bounds the connections from one remote IP
+	// that have not finished their handshake: a stranger sharing a
+	// member's address (NAT, the same host) cannot take the member's slots.
+	DefaultMaxPendingPerIP = 32
+	// maxPending bounds unfinished handshakes from anywhere, so a crowd of
+	// addresses cannot hold unbounded sockets and goroutines either.
+	maxPending = 1024
+	// DefaultRecheckInterval is how often admitted and dialled links are
+	// checked again (recheck.go).
+	DefaultRecheckInterval = time.Second
 
 	// Raft transport tuning; raft's own defaults for a TCP transport.
 	raftMaxPool = 3
@@ -58,16 +69,22 @@ type Options struct {
 	// TLS, if not nil, makes every link mutual TLS 1.3.
 	TLS *TLS
 	// Members returns the addresses (host:port) of the ensemble's members;
-	// only they are admitted (see admit.go). Nil or an empty list admits
-	// any peer that passes TLS: a replica waiting to be added knows no
-	// members yet.
+	// only they are admitted (see admit.go), and links of those no longer
+	// members are closed (recheck.go). Nil or an empty list admits anyone
+	// who passes TLS (with TLS: a replica certificate of the CA), or anyone
+	// at all without: a replica waiting to be added that was told no
+	// members knows nobody to expect.
 	Members func() []string
-	// MaxConnsPerIP bounds connections from one remote IP address.
-	// 0 means DefaultMaxConnsPerIP.
-	MaxConnsPerIP int
+	// MaxConnsPerIP and MaxPendingPerIP bound the connections from one
+	// remote IP address, all of them and those not yet admitted. 0 means
+	// DefaultMaxConnsPerIP and DefaultMaxPendingPerIP.
+	MaxConnsPerIP, MaxPendingPerIP int
 	// HandshakeTimeout bounds the admission of a connection. 0 means
 	// DefaultHandshakeTimeout.
 	HandshakeTimeout time.Duration
+	// RecheckInterval is how often links are checked again. 0 means
+	// DefaultRecheckInterval.
+	RecheckInterval time.Duration
 	// Logger receives the transport's logs; nil discards them.
 	Logger hclog.Logger
 }
@@ -85,15 +102,12 @@ type Transport struct {
 	warnings  *rateLimitedLog
 	dialer    net.Dialer // from the bound IP, when there is one
 
+	table *conns
+
 	// ctx is cancelled by Close; it aborts pending handshakes.
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // accept loop and handshakes
-
-	mu      sync.Mutex            // guards inbound, perIP and closed
-	inbound map[net.Conn]struct{} // accepted conns not yet closed, closed by Close
-	perIP   map[netip.Addr]int    // open inbound conns per remote IP
-	closed  bool
+	wg     sync.WaitGroup // accept loop, handshakes and the recheck loop
 
 	closeOnce sync.Once
 	closeErr  error
@@ -106,6 +120,12 @@ func NewTCP(opts Options) (*Transport, error) {
 	}
 	if opts.MaxConnsPerIP == 0 {
 		opts.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if opts.MaxPendingPerIP == 0 {
+		opts.MaxPendingPerIP = DefaultMaxPendingPerIP
+	}
+	if opts.RecheckInterval == 0 {
+		opts.RecheckInterval = DefaultRecheckInterval
 	}
 	if opts.HandshakeTimeout == 0 {
 		opts.HandshakeTimeout = DefaultHandshakeTimeout
@@ -140,10 +160,9 @@ func NewTCP(opts Options) (*Transport, error) {
 		rpcLn:     newMuxListener(adv),
 		members:   newMemberAddrs(opts.Members),
 		warnings:  newRateLimitedLog(opts.Logger, time.Minute),
+		table:     newConns(limits{perIP: opts.MaxConnsPerIP, pendingPerIP: opts.MaxPendingPerIP, pending: maxPending}),
 		ctx:       ctx,
 		cancel:    cancel,
-		inbound:   make(map[net.Conn]struct{}),
-		perIP:     make(map[netip.Addr]int),
 	}
 	// Dial from the IP we listen on: a peer that admits members by address
 	// must see us come from the address it knows, also on a host with
@@ -157,8 +176,9 @@ func NewTCP(opts Options) (*Transport, error) {
 		Timeout: raftTimeout,
 		Logger:  opts.Logger,
 	})
-	t.wg.Add(1)
+	t.wg.Add(2)
 	go t.acceptLoop()
+	go t.recheckLoop()
 	return t, nil
 }
 
@@ -211,13 +231,7 @@ func (t *Transport) Close() error {
 		t.raft.CloseStreams()
 		t.rpcLn.Close()
 		t.raftLn.Close()
-
-		t.mu.Lock()
-		t.closed = true
-		conns := t.inbound
-		t.inbound = nil
-		t.mu.Unlock()
-		for c := range conns {
+		for _, c := range t.table.close() {
 			c.Close()
 		}
 		t.wg.Wait()
@@ -245,49 +259,18 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		delay = 0
-		ok, full := t.track(c)
+		ok, why := t.table.accept(c, remoteIP(c))
 		if !ok {
 			c.Close()
-			if full {
-				t.warnings.warn(remoteIP(c).String(), "refusing a connection: too many from one address",
-					"remote-address", c.RemoteAddr().String(), "max", t.opts.MaxConnsPerIP)
+			if why != "" {
+				t.warnings.warn(remoteIP(c).String(), "refusing a connection: "+string(why),
+					"remote-address", c.RemoteAddr().String())
 				continue
 			}
 			return // closed
 		}
 		t.wg.Add(1)
 		go t.handshake(c)
-	}
-}
-
-// track records an inbound conn so Close can release it and its remote IP
-// is bounded. It reports false when closed, or full when the remote IP has
-// as many connections as allowed.
-func (t *Transport) track(c net.Conn) (ok, full bool) {
-	ip := remoteIP(c)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false, false
-	}
-	if t.perIP[ip] >= t.opts.MaxConnsPerIP {
-		return false, true
-	}
-	t.perIP[ip]++
-	t.inbound[c] = struct{}{}
-	return true, false
-}
-
-func (t *Transport) untrack(c net.Conn) {
-	ip := remoteIP(c)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.inbound[c]; !ok {
-		return
-	}
-	delete(t.inbound, c)
-	if t.perIP[ip]--; t.perIP[ip] <= 0 {
-		delete(t.perIP, ip)
 	}
 }
 
@@ -305,13 +288,13 @@ func remoteIP(c net.Conn) netip.Addr {
 // then hands the conn over.
 func (t *Transport) handshake(raw net.Conn) {
 	defer t.wg.Done()
-	c, kind, err := t.admit(raw)
+	c, kind, chain, err := t.admit(raw)
 	if err != nil {
 		if t.ctx.Err() == nil {
 			t.warnings.warn(remoteIP(raw).String(), "refusing a connection on the replica port",
 				"remote-address", raw.RemoteAddr().String(), "error", err)
 		}
-		t.closeInbound(raw, c)
+		t.closeRaw(raw, c)
 		return
 	}
 	var ml *muxListener
@@ -323,45 +306,72 @@ func (t *Transport) handshake(raw net.Conn) {
 	case kindRPCv1:
 		t.logger.Error("dropping a peer connection from an older zoo (peer protocol 1): every replica must run the same version",
 			"remote-address", raw.RemoteAddr().String())
-		t.closeInbound(raw, c)
+		t.closeRaw(raw, c)
 		return
 	default:
 		t.warnings.warn(remoteIP(raw).String(), "dropping connection with unknown kind",
 			"remote-address", raw.RemoteAddr().String(), "kind", kind)
-		t.closeInbound(raw, c)
+		t.closeRaw(raw, c)
 		return
 	}
+	t.table.admitted(raw)
 	tc := &trackedConn{Conn: c, raw: raw, t: t}
+	tc.link = &link{conn: tc, inbound: true, ip: remoteIP(raw), chain: chain}
+	if !t.table.addLink(tc.link) {
+		tc.Close()
+		return
+	}
 	select {
 	case ml.conns <- tc:
 	case <-ml.done:
-		t.closeInbound(raw, c)
+		tc.Close()
 	case <-t.ctx.Done():
-		t.closeInbound(raw, c)
+		tc.Close()
 	}
 }
 
-// closeInbound closes an admitted conn c (nil if not yet admitted) and
-// forgets its raw socket.
-func (t *Transport) closeInbound(raw, c net.Conn) {
-	t.untrack(raw)
+// closeRaw closes an accepted socket that was not handed over, and c, the
+// connection over it (TLS), if not nil.
+func (t *Transport) closeRaw(raw, c net.Conn) {
+	t.table.forget(raw)
 	if c != nil {
 		c.Close()
 	}
 	raw.Close()
 }
 
-// trackedConn forgets its socket in the transport when closed.
+// trackedConn is an admitted connection: closing it forgets its socket and
+// its link.
 type trackedConn struct {
 	net.Conn
 	raw  net.Conn // the TCP socket under Conn (Conn itself without TLS)
 	t    *Transport
+	link *link
 	once sync.Once
 }
 
 func (c *trackedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.t.untrack(c.raw) })
+	c.raw.Close()
+	c.once.Do(func() {
+		c.t.table.dropLink(c.link)
+		c.t.table.forget(c.raw)
+	})
+	return err
+}
+
+// dialedConn is a TLS link this replica dialled: closing it forgets its
+// link.
+type dialedConn struct {
+	net.Conn
+	t    *Transport
+	link *link
+	once sync.Once
+}
+
+func (c *dialedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { c.t.table.dropLink(c.link) })
 	return err
 }
 
@@ -374,17 +384,9 @@ func (t *Transport) dial(ctx context.Context, addr string, kind byte) (net.Conn,
 		return nil, err
 	}
 	if t.opts.TLS != nil {
-		conf, err := t.opts.TLS.clientConfig(addr)
-		if err != nil {
-			c.Close()
+		if c, err = t.dialTLS(ctx, c, addr); err != nil {
 			return nil, err
 		}
-		tc := tls.Client(c, conf)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("zoo: TLS handshake with %s: %w", addr, err)
-		}
-		c = tc
 	}
 	// Unblock the write if ctx ends first; stop() tells us whether it did.
 	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now()) })
@@ -398,6 +400,38 @@ func (t *Transport) dial(ctx context.Context, addr string, kind byte) (net.Conn,
 		return nil, fmt.Errorf("zoo: handshake with %s: %w", addr, err)
 	}
 	return c, nil
+}
+
+// dialTLS secures a dialled socket: the peer must present a replica
+// certificate of the CA naming the host dialled. The link is recorded to
+// be checked again.
+func (t *Transport) dialTLS(ctx context.Context, raw net.Conn, addr string) (net.Conn, error) {
+	host, err := hostOf(addr)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	var chain []*x509.Certificate
+	conf, err := t.opts.TLS.clientConfig(func(peer []*x509.Certificate) error {
+		chain = peer
+		return t.opts.TLS.verifyChain(peer, host)
+	})
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	tc := tls.Client(raw, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("zoo: TLS handshake with %s: %w", addr, err)
+	}
+	dc := &dialedConn{Conn: tc, t: t}
+	dc.link = &link{conn: dc, host: host, chain: chain}
+	if !t.table.addLink(dc.link) {
+		dc.Close()
+		return nil, net.ErrClosed
+	}
+	return dc, nil
 }
 
 // raftStream is the raft.StreamLayer over the shared port.
