@@ -62,11 +62,6 @@ func authIDFor(scheme string, auth []byte) (ID, error) {
 			return ID{}, fmt.Errorf("%w: bad ip %q", ErrAuthFailed, auth)
 		}
 		return ID{"ip", string(auth)}, nil
-	case "x509":
-		if !validX509ID(string(auth)) {
-			return ID{}, fmt.Errorf("%w: %q is not a distinguished name", ErrAuthFailed, auth)
-		}
-		return ID{"x509", string(auth)}, nil
 	}
 	return ID{}, fmt.Errorf("%w: unknown scheme %q", ErrAuthFailed, scheme)
 }

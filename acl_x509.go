@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The x509 scheme (ZooKeeper's X509AuthenticationProvider): a client that
@@ -66,54 +67,57 @@ func rfc2253(rawSubject []byte) (string, error) {
 				b.WriteByte('+')
 			}
 			kw, known := rfc2253Keywords[a.Type.String()]
-			s, isString := directoryString(a.Value)
-			if !known || !isString {
-				b.WriteString(a.Type.String())
-				b.WriteString("=#")
-				b.WriteString(hex.EncodeToString(a.Value.FullBytes))
-				continue
+			if !known {
+				kw = a.Type.String()
 			}
 			b.WriteString(kw)
 			b.WriteByte('=')
-			b.WriteString(escapeRFC2253(s))
+			if s, ok := directoryString(a.Value); ok && known {
+				b.WriteString(escapeRFC2253(s))
+			} else {
+				b.WriteByte('#')
+				b.WriteString(hex.EncodeToString(a.Value.FullBytes))
+			}
 		}
 	}
 	return b.String(), nil
 }
 
-// directoryString decodes the string types a name's values come in.
+// directoryString decodes the values Java writes as text: the string types
+// its X500 code knows, whose bytes it reads as UTF-8 whatever the type
+// (a BMPString's zero bytes included), one replacement character per byte
+// that is not.
 func directoryString(v asn1.RawValue) (string, bool) {
 	if v.Class != asn1.ClassUniversal {
 		return "", false
 	}
 	switch v.Tag {
-	case asn1.TagUTF8String, asn1.TagPrintableString, asn1.TagIA5String, asn1.TagT61String, 26 /* VisibleString */ :
-		return string(v.Bytes), true
-	case asn1.TagBMPString:
-		// Java's RFC 2253 form reads a BMPString's bytes one by one (its
-		// zero high bytes come out as \00), and so must we to match it.
-		r := make([]rune, len(v.Bytes))
-		for i, c := range v.Bytes {
-			r[i] = rune(c)
-		}
-		return string(r), true
+	case asn1.TagUTF8String, asn1.TagPrintableString, asn1.TagT61String, asn1.TagIA5String, asn1.TagBMPString, 27 /* GeneralString */ :
+	default:
+		return "", false
 	}
-	return "", false
+	var b strings.Builder
+	for p := v.Bytes; len(p) > 0; {
+		r, n := utf8.DecodeRune(p)
+		b.WriteRune(r) // utf8.RuneError for a byte that starts no rune
+		p = p[n:]
+	}
+	return b.String(), true
 }
 
 // escapeRFC2253 escapes a value as Java does (RFC 2253 section 2.4): a
-// backslash before , = + " \ < > ; anywhere, before # at the start and
-// before a space at either end; a NUL character as \00.
+// backslash before , = + < > # ; " \ anywhere and before every leading
+// and trailing space; a NUL character as \00.
 func escapeRFC2253(s string) string {
+	lead := len(s) - len(strings.TrimLeft(s, " "))
+	trail := len(strings.TrimRight(s, " "))
 	var b strings.Builder
 	for i, r := range s {
 		switch {
 		case r == 0:
 			b.WriteString(`\00`)
 			continue
-		case strings.ContainsRune(",=+\"\\<>;", r),
-			r == '#' && i == 0,
-			r == ' ' && (i == 0 || i == len(s)-1):
+		case strings.ContainsRune(",=+<>#;\"\\", r), r == ' ' && (i < lead || i >= trail):
 			b.WriteByte('\\')
 		}
 		b.WriteRune(r)

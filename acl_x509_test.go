@@ -67,6 +67,10 @@ func ia5(s string) asn1.RawValue {
 	return asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagIA5String, Bytes: []byte(s)}
 }
 
+func tagged(tag int, s string) asn1.RawValue {
+	return asn1.RawValue{Class: asn1.ClassUniversal, Tag: tag, Bytes: []byte(s)}
+}
+
 func bmp(s string) asn1.RawValue {
 	var b []byte
 	for _, r := range s {
@@ -94,6 +98,11 @@ func TestX509IDMatchesJava(t *testing.T) {
 		{{atv(oidO, "Acme"), atv(oidOU, "A"), atv(oidOU, "B")}},
 		{{atv(oidCN, "tab\there\x7f\x01")}},
 		{{atv(oidCN, "nul\x00byte")}},
+		{{atv(oidCN, "mid#hash")}, {atv(oidO, "  two leading")}, {atv(oidOU, "two trailing  ")}, {atv(oidL, "   ")}},
+		{{atv(oidCN, tagged(18, "123"))}},                // NumericString
+		{{atv(oidCN, bmp("café"))}},                      // BMPString beyond ASCII
+		{{atv(oidCN, tagged(asn1.TagT61String, "t61"))}}, // T61String
+		{{atv(asn1.ObjectIdentifier{1, 2, 3, 4}, "unknown type")}},
 	}
 	dir := t.TempDir()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

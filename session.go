@@ -3,6 +3,7 @@ package zoo
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -225,17 +226,38 @@ func (s *Session) Close(ctx context.Context) error {
 }
 
 // AddAuth adds an identity to the session, as ZooKeeper's addauth: "digest"
-// with "user:password", "ip" with an address, or "x509" with a subject in
-// RFC 2253 form (see [X509ID]), which the caller vouches the client proved
-// with a certificate (zkwire does, after a TLS handshake). Digest auth never
-// fails. A digest matching Config.SuperDigest, or an x509 id equal to
-// Config.X509SuperUser, makes the session a super user.
+// with "user:password", or "ip" with an address. Digest auth never fails. A
+// digest matching Config.SuperDigest makes the session a super user. An x509
+// identity comes only from a verified certificate: see [Session.AddX509Auth].
 func (s *Session) AddAuth(ctx context.Context, scheme string, auth []byte) error {
 	if err := s.live(); err != nil {
 		return err
 	}
+	if scheme == "x509" {
+		return fmt.Errorf("%w: x509 identities come from a verified client certificate (AddX509Auth), not from addauth data", ErrAuthFailed)
+	}
 	id, err := authIDFor(scheme, auth)
 	if err != nil {
+		return err
+	}
+	return s.addID(id)
+}
+
+// AddX509Auth authenticates the session as the subject of a client
+// certificate, x509:[X509ID](cert), as ZooKeeper's X509AuthenticationProvider
+// does at a TLS handshake; the holder of Config.X509SuperUser becomes a
+// super user. It is for protocol servers (zkwire calls it after a TLS
+// handshake): the caller vouches that the client proved possession of the
+// certificate's key and that the certificate verified against the CAs it
+// trusts.
+func (s *Session) AddX509Auth(ctx context.Context, cert *x509.Certificate) error {
+	return s.addID(ID{"x509", X509ID(cert)})
+}
+
+// addID adds an authenticated identity, and super if it is the configured
+// superuser's.
+func (s *Session) addID(id ID) error {
+	if err := s.live(); err != nil {
 		return err
 	}
 	s.mu.Lock()

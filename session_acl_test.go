@@ -1,11 +1,13 @@
 package zoo_test
 
 import (
+	"crypto/x509/pkix"
 	"errors"
 	"slices"
 	"testing"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/certgen"
 )
 
 func digestACL(perms int32, user, password string) zoo.ACL {
@@ -190,20 +192,29 @@ func TestSessionIPACL(t *testing.T) {
 func TestSessionX509ACL(t *testing.T) {
 	e := openConfig(t, zoo.Config{TickTime: tick, X509SuperUser: "CN=admin,O=Acme"})
 	ctx := testCtx(t)
-	as := func(dn string) *zoo.Session {
+	ca, err := certgen.NewCA("clients", certgen.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := func(subject ...string) *zoo.Session {
 		t.Helper()
 		s, err := e.NewSession(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if dn != "" {
-			if err := s.AddAuth(ctx, "x509", []byte(dn)); err != nil {
-				t.Fatalf("AddAuth x509 %q: %v", dn, err)
+		if len(subject) > 0 {
+			name := pkix.Name{CommonName: subject[0], Organization: []string{subject[1]}}
+			leaf, err := ca.Client(name, certgen.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.AddX509Auth(ctx, leaf.Cert); err != nil {
+				t.Fatalf("AddX509Auth %v: %v", name, err)
 			}
 		}
 		return s
 	}
-	app, other, spaced, admin, anon := as("CN=app,O=Acme"), as("CN=other,O=Acme"), as("CN=app, O=Acme"), as("CN=admin,O=Acme"), as("")
+	app, other, spaced, admin, anon := as("app", "Acme"), as("other", "Acme"), as("app ", "Acme"), as("admin", "Acme"), as()
 	if _, err := app.Create(ctx, "/mine", []byte("v"), zoo.ModePersistent, zoo.CreatorACL); err != nil {
 		t.Fatalf("create with auth:: as an x509 client: %v", err)
 	}
@@ -214,7 +225,7 @@ func TestSessionX509ACL(t *testing.T) {
 	if _, _, err := app.Get(ctx, "/mine"); err != nil {
 		t.Fatalf("owner reads: %v", err)
 	}
-	for name, s := range map[string]*zoo.Session{"another subject": other, "same subject spelled with a space": spaced, "no certificate": anon} {
+	for name, s := range map[string]*zoo.Session{"another subject": other, "a subject with a trailing space": spaced, "no certificate": anon} {
 		if _, _, err := s.Get(ctx, "/mine"); !errors.Is(err, zoo.ErrNoAuth) {
 			t.Errorf("%s reads: %v, want ErrNoAuth", name, err)
 		}
@@ -225,8 +236,12 @@ func TestSessionX509ACL(t *testing.T) {
 	if !slices.Contains(admin.AuthIDs(), zoo.ID{Scheme: "super", ID: ""}) {
 		t.Fatalf("superuser ids: %v", admin.AuthIDs())
 	}
-	if err := anon.AddAuth(ctx, "x509", []byte("not a dn")); !errors.Is(err, zoo.ErrAuthFailed) {
-		t.Fatalf("AddAuth x509 with garbage: %v", err)
+	// addauth data cannot claim an x509 identity, the superuser's least of all.
+	if err := anon.AddAuth(ctx, "x509", []byte("CN=admin,O=Acme")); !errors.Is(err, zoo.ErrAuthFailed) {
+		t.Fatalf("AddAuth x509: %v", err)
+	}
+	if _, _, err := anon.Get(ctx, "/mine"); !errors.Is(err, zoo.ErrNoAuth) {
+		t.Fatalf("after a refused AddAuth x509: %v", err)
 	}
 	if _, err := anon.Create(ctx, "/bad", nil, zoo.ModePersistent, []zoo.ACL{{Perms: zoo.PermAll, ID: zoo.ID{Scheme: "x509", ID: "CN"}}}); !errors.Is(err, zoo.ErrInvalidACL) {
 		t.Fatalf("x509 ACL that is not a name: %v", err)

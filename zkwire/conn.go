@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -36,8 +38,8 @@ type conn struct {
 	br     *bufio.Reader
 	ip     string // peer IP: MaxClientCnxns key and the session's ip auth id
 	remote string
-	tls    bool   // the connection is TLS: frames are coalesced into records
-	x509   string // the client certificate's x509 id, once verified (tls.go)
+	tls    bool              // the connection is TLS: frames are coalesced into records
+	cert   *x509.Certificate // the verified client certificate, set by tlsHandshake before the session exists
 	est    time.Time
 	ctx    context.Context // cancelled when the connection closes
 	cancel context.CancelFunc
@@ -72,7 +74,8 @@ type connStats struct {
 }
 
 func newConn(s *Server, nc net.Conn, ip string) *conn {
-	c := &conn{srv: s, nc: nc, br: bufio.NewReader(nc), ip: ip, remote: nc.RemoteAddr().String(),
+	_, isTLS := nc.(*tls.Conn)
+	c := &conn{srv: s, nc: nc, br: bufio.NewReader(nc), ip: ip, remote: nc.RemoteAddr().String(), tls: isTLS,
 		est: time.Now(), wake: make(chan struct{}, 1), space: make(chan struct{}, 1),
 		done: make(chan struct{}), watches: map[string]watchKinds{}}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
@@ -398,11 +401,11 @@ func (c *conn) handshake(frame []byte) bool {
 			c.srv.log.Debug("zkwire: ip auth", "ip", c.ip, "err", err)
 		}
 	}
-	if c.x509 != "" {
+	if c.cert != nil {
 		// A verified client certificate authenticates the connection, as
 		// ZooKeeper's X509AuthenticationProvider does at the handshake.
-		if err := s.AddAuth(ctx, "x509", []byte(c.x509)); err != nil {
-			c.srv.log.Warn("zkwire: x509 auth", "remote", c.remote, "id", c.x509, "err", err)
+		if err := s.AddX509Auth(ctx, c.cert); err != nil {
+			c.srv.log.Warn("zkwire: x509 auth", "remote", c.remote, "err", err)
 		}
 	}
 	c.mu.Lock()

@@ -228,10 +228,10 @@ func (c *conn) auth(s *zoo.Session, r *jute.Reader) (zoo.Code, after) {
 			err = s.AddAuth(c.ctx, "ip", []byte(c.ip))
 		}
 	case "x509":
-		if c.x509 == "" {
+		if c.cert == nil {
 			err = fmt.Errorf("%w: no verified client certificate on this connection", zoo.ErrAuthFailed)
 		} else {
-			err = s.AddAuth(c.ctx, "x509", []byte(c.x509))
+			err = s.AddX509Auth(c.ctx, c.cert)
 		}
 	default:
 		err = fmt.Errorf("%w: unsupported scheme %q", zoo.ErrAuthFailed, scheme)

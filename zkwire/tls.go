@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"net"
 	"time"
-
-	"github.com/zooraft/zoo"
 )
 
 // ServeTLS is Serve on a TLS listener made of ln and conf: ZooKeeper's
@@ -14,7 +12,7 @@ import (
 // (ClientAuth: RequireAndVerifyClientCert for ZooKeeper's
 // ssl.clientAuth=need, VerifyClientCertIfGiven for want, NoClientCert for
 // none). A client whose certificate verified is authenticated as its
-// subject in the x509 scheme ([zoo.X509ID]), usable in ACLs; without one
+// subject in the x509 scheme ([zoo.Session.AddX509Auth]), usable in ACLs; without one
 // it has only its ip id, as on the plain port.
 func (s *Server) ServeTLS(ln net.Listener, conf *tls.Config) error {
 	return s.Serve(tls.NewListener(ln, conf))
@@ -29,15 +27,15 @@ func (c *conn) tlsHandshake() bool {
 	if !ok {
 		return true
 	}
-	c.tls = true
 	ctx, cancel := context.WithTimeout(c.ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		c.srv.log.Info("zkwire: TLS handshake failed", "remote", c.remote, "err", err)
+		// Debug: anyone can make a handshake fail, as often as they like.
+		c.srv.log.Debug("zkwire: TLS handshake failed", "remote", c.remote, "err", err)
 		return false
 	}
 	if st := tc.ConnectionState(); len(st.VerifiedChains) > 0 {
-		c.x509 = zoo.X509ID(st.PeerCertificates[0])
+		c.cert = st.PeerCertificates[0]
 	}
 	tc.SetDeadline(time.Time{})
 	return true
