@@ -30,10 +30,11 @@ import (
 // sessions, client addresses, watched paths, configuration or environment,
 // or reset counters, answer only when their four-letter word is in
 // Config.FourLetterWords (4lw.commands.whitelist), as the words themselves
-// do: cons, stat, dump, wchc, wchp, conf, envi (also for system_properties),
-// crst and srst; otherwise they are a 403 saying which word enables them.
-// The rest (srvr, mntr, ruok, isro, leader, voting_view, ...) and /metrics
-// always answer. An unknown command is a 404,
+// do: cons, stat, dump, wchc, wchp, conf (also for initial_configuration,
+// voting_view and observers: they list the replicas' addresses), envi
+// (also for system_properties), crst and srst; otherwise they are a 403
+// saying which word enables them. The rest (srvr, mntr, ruok, isro, leader,
+// watch_summary, ...) and /metrics always answer. An unknown command is a 404,
 // a ZooKeeper command zoo cannot answer (hash, dirs, snapshot, ...) a 501,
 // and a command that needs a serving replica (ruok, srvr, cons, leader, ...)
 // is a 503 while the replica is cut off from its quorum (unless the server is
@@ -65,7 +66,8 @@ type adminCmd struct {
 // for them to answer.
 var adminGates = map[string]string{
 	"connections": "cons", "stats": "stat", "dump": "dump", "watches": "wchc", "watches_by_path": "wchp",
-	"configuration": "conf", "environment": "envi", "system_properties": "envi",
+	"configuration": "conf", "initial_configuration": "conf", "voting_view": "conf", "observers": "conf",
+	"environment": "envi", "system_properties": "envi",
 	"connection_stat_reset": "crst", "stat_reset": "srst",
 }
 

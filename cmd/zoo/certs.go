@@ -380,7 +380,7 @@ func certsReport(w io.Writer, dir string, newCA bool, leaves []certsLeaf) {
 		fmt.Fprintf(w, "secureClientPort=2281\nssl.keyStore.location=%s\nssl.trustStore.location=%s\n", p(file), p("ca.pem"))
 	}
 	if numbered {
-		fmt.Fprintln(w, "\n# zoo.cfg of server N (N = its myid):")
+		fmt.Fprintln(w, "\n# Give server N only ca.pem and server.N.pem (never ca.key). Its zoo.cfg (N = its myid):")
 		fmt.Fprintf(w, "sslQuorum=true\nssl.quorum.keyStore.location=%s\nssl.quorum.trustStore.location=%s\n",
 			p("server.N.pem"), p("ca.pem"))
 		server("server.N.pem")

@@ -12,12 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/zooraft/zoo"
-	"github.com/zooraft/zoo/internal/keystore"
 	"github.com/zooraft/zoo/internal/zoocfg"
 	"github.com/zooraft/zoo/zkwire"
 )
@@ -59,13 +59,12 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	if zcfg.PeerTLS != nil {
-		if _, err := keystore.Load(cfg.QuorumTLS.KeyStore, cfg.QuorumTLS.TrustStore); err != nil {
-			fmt.Fprintln(stderr, "zoo: ssl.quorum.keyStore.location / ssl.quorum.trustStore.location:", err)
-			return 2
-		}
-	}
 	ens, err := zoo.Open(zcfg)
+	var cerr *zoo.ConfigError
+	if errors.As(err, &cerr) && strings.HasPrefix(cerr.Field, "PeerTLS") {
+		fmt.Fprintln(stderr, "zoo: ssl.quorum.keyStore.location / ssl.quorum.trustStore.location:", cerr.Reason)
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "zoo:", err)
 		return 1
@@ -167,7 +166,7 @@ func startAdmin(cfg *zoocfg.Config, srv *zkwire.Server, logger *slog.Logger) (st
 	if conf != nil {
 		ln, scheme = tls.NewListener(ln, conf), "https"
 	}
-	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	done := make(chan struct{})
 	go func() {

@@ -66,11 +66,11 @@ func serverTLS(t zoocfg.TLS, auth tls.ClientAuthType, what string, logger *slog.
 	return &tls.Config{
 		MinVersion: t.MinVersion,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			m := r.Current()
+			files := r.Config()
 			c := base.Clone()
-			c.Certificates = []tls.Certificate{*m.Cert}
+			c.Certificates = files.Certificates
 			if auth != tls.NoClientCert {
-				c.ClientCAs = m.CAs
+				c.ClientCAs = files.ClientCAs
 			}
 			return c, nil
 		},

@@ -18,6 +18,9 @@ var aliases = map[string]string{
 	"zookeeper.DigestAuthenticationProvider.superDigest": "DigestAuthenticationProvider.superDigest",
 	"zookeeper.extendedTypesEnabled":                     "extendedTypesEnabled",
 	"zookeeper.X509AuthenticationProvider.superUser":     "X509AuthenticationProvider.superUser",
+	"zookeeper.DigestAuthenticationProvider.enabled":     "DigestAuthenticationProvider.enabled",
+	"zookeeper.sessionRequireClientSASLAuth":             "sessionRequireClientSASLAuth",
+	"zookeeper.enforce.auth.enabled":                     "enforce.auth.enabled",
 }
 
 func canonicalKey(key string) string {
@@ -303,8 +306,6 @@ var unsupportedKeys = map[string]unsupported{
 		harmless: func(v string) bool { return v == "" || v == "/commands" }},
 	"DigestAuthenticationProvider.digestAlg": {reason: "zoo's digests are SHA1",
 		harmless: func(v string) bool { return v == "" || strings.EqualFold(v, "SHA1") || strings.EqualFold(v, "SHA-1") }},
-	"DigestAuthenticationProvider.enabled": {reason: "digest authentication cannot be turned off in zoo",
-		harmless: func(v string) bool { return !strings.EqualFold(v, "false") }},
 }
 
 var unsupportedPrefixes = []struct {
@@ -327,6 +328,8 @@ var refusedKeys = map[string]unsupported{
 		harmless: isOff},
 	"client.portUnification": {reason: "TLS and plaintext on one client port is not supported by zoo; serve TLS on secureClientPort",
 		harmless: isOff},
+	"DigestAuthenticationProvider.enabled": {reason: "digest authentication cannot be turned off in zoo: addauth digest would still log clients in",
+		harmless: func(v string) bool { return !strings.EqualFold(v, "false") }},
 }
 
 // authProvider refuses authProvider.N classes zoo cannot stand in for: zoo

@@ -14,8 +14,9 @@ import (
 // the links between servers. Every key may also be written with a
 // "zookeeper." prefix, the system property ZooKeeper forwards it as.
 type TLS struct {
-	// KeyStore is keyStore.location, .type and .password (or the first line
-	// of the file .passwordPath names): this server's key and certificate.
+	// KeyStore is keyStore.location, .type and .password (or the content of
+	// the file .passwordPath names, which wins, as in ZooKeeper): this
+	// server's key and certificate.
 	KeyStore keystore.KeyStore
 	// TrustStore is trustStore.location, .type and .password (or
 	// .passwordPath): the CAs that vouch for the other side.
@@ -36,7 +37,8 @@ type TLS struct {
 	// Set reports whether any key of this side was given.
 	Set bool
 
-	passwordPaths map[string]*string // key -> password to fill from that file, read by Load
+	// passwordPaths are the .passwordPath keys given, read by Load.
+	passwordPaths []passwordPath
 }
 
 // Client-auth modes of ssl.clientAuth.
@@ -74,7 +76,7 @@ func tlsKey(p *parser, c *Config, prop property) error {
 	case "keyStore.password":
 		t.KeyStore.Password = v
 	case "keyStore.passwordPath":
-		p.passwordPath(t, prop, &t.KeyStore.Password)
+		t.passwordPaths = append(t.passwordPaths, passwordPath{prop.key, prop.line, prop.value, &t.KeyStore.Password})
 	case "keyStore.type":
 		t.KeyStore.Type, err = storeType()
 	case "trustStore.location":
@@ -82,7 +84,7 @@ func tlsKey(p *parser, c *Config, prop property) error {
 	case "trustStore.password":
 		t.TrustStore.Password = v
 	case "trustStore.passwordPath":
-		p.passwordPath(t, prop, &t.TrustStore.Password)
+		t.passwordPaths = append(t.passwordPaths, passwordPath{prop.key, prop.line, prop.value, &t.TrustStore.Password})
 	case "trustStore.type":
 		t.TrustStore.Type, err = storeType()
 	case "clientAuth":
@@ -191,26 +193,25 @@ func (p *parser) cipherSuites(prop property) ([]uint16, error) {
 	return out, nil
 }
 
-// passwordPath notes that dst is to be read from the file prop names (by
-// Load: Parse reads no other file).
-func (p *parser) passwordPath(t *TLS, prop property, dst *string) {
-	if t.passwordPaths == nil {
-		t.passwordPaths = map[string]*string{}
-	}
-	t.passwordPaths[prop.key] = dst
-	*dst = prop.value // the path, until Load reads it
+// passwordPath is a .passwordPath key: the file whose content is the
+// password dst.
+type passwordPath struct {
+	key  string
+	line int
+	path string
+	dst  *string
 }
 
-// loadPasswords reads the passwordPath files of both sides.
+// loadPasswords reads the passwordPath files of both sides: each file's
+// content, without a trailing line break, is the password.
 func (p *parser) loadPasswords(c *Config) error {
 	for _, t := range []*TLS{&c.ClientTLS, &c.QuorumTLS} {
-		for key, dst := range t.passwordPaths {
-			b, err := os.ReadFile(*dst)
+		for _, pp := range t.passwordPaths {
+			b, err := os.ReadFile(pp.path)
 			if err != nil {
-				return &Error{File: p.file, Line: p.lines[canonicalKey(key)], Key: key, Msg: "cannot read: " + err.Error(), err: err}
+				return &Error{File: p.file, Line: pp.line, Key: pp.key, Msg: "cannot read: " + err.Error(), err: err}
 			}
-			first, _, _ := strings.Cut(string(b), "\n")
-			*dst = strings.TrimRight(first, "\r")
+			*pp.dst = strings.TrimRight(string(b), "\r\n")
 		}
 		t.passwordPaths = nil
 	}

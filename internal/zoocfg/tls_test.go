@@ -81,6 +81,7 @@ func TestParseRefusesSecurityZooCannotGive(t *testing.T) {
 		{"admin client auth without trust store", "admin.needClientAuth=true\n", "admin.needClientAuth", "ssl.trustStore.location"},
 		{"admin HTTPS without key store", "admin.forceHttps=true\n", "admin.forceHttps", "ssl.keyStore.location"},
 		{"bad client auth", "ssl.clientAuth=maybe\n", "ssl.clientAuth", "need, want or none"},
+		{"digest turned off", "DigestAuthenticationProvider.enabled=false\n", "DigestAuthenticationProvider.enabled", "cannot be turned off"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -119,7 +120,7 @@ func TestParseTLSWarnings(t *testing.T) {
 func TestLoadReadsPasswordFiles(t *testing.T) {
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "pw")
-	if err := os.WriteFile(pw, []byte("s3cret\r\nignored\n"), 0o600); err != nil {
+	if err := os.WriteFile(pw, []byte("s3cret\r\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "zoo.cfg")
@@ -129,7 +130,9 @@ func TestLoadReadsPasswordFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("ssl.keyStore.passwordPath=" + pw + "\nssl.quorum.trustStore.passwordPath=" + pw + "\n")
+	// The file wins over a password line, before or after it.
+	write("ssl.keyStore.passwordPath=" + pw + "\nssl.keyStore.password=not-this\nssl.quorum.trustStore.password=nor-this\n" +
+		"ssl.quorum.trustStore.passwordPath=" + pw + "\n")
 	c, err := Load(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -137,9 +140,9 @@ func TestLoadReadsPasswordFiles(t *testing.T) {
 	if c.ClientTLS.KeyStore.Password != "s3cret" || c.QuorumTLS.TrustStore.Password != "s3cret" {
 		t.Fatalf("passwords %q %q", c.ClientTLS.KeyStore.Password, c.QuorumTLS.TrustStore.Password)
 	}
-	write("ssl.keyStore.passwordPath=" + pw + ".missing\n")
+	write("ssl.keyStore.password=s3cret-value\nssl.keyStore.passwordPath=" + pw + ".missing\n")
 	var e *Error
-	if _, err := Load(cfg); !errors.As(err, &e) || e.Key != "ssl.keyStore.passwordPath" || e.Line != 4 {
+	if _, err := Load(cfg); !errors.As(err, &e) || e.Key != "ssl.keyStore.passwordPath" || e.Line != 5 || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("missing password file: %v", err)
 	}
 }

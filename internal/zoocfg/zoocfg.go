@@ -336,7 +336,7 @@ func (p *parser) apply(c *Config, prop property, dynamic bool) error {
 			return nil
 		}
 	}
-	if r, ok := refusedKeys[key]; ok {
+	if r, ok := refusedKeys[canon]; ok {
 		if harmless := r.harmless; harmless == nil && !isOff(prop.value) || harmless != nil && !harmless(prop.value) {
 			return p.errorf(prop.line, key, "%s", r.reason)
 		}

@@ -148,7 +148,9 @@ public class CuratorSeed {
             check(al.increment().succeeded(), "a increments");
             check(bl.increment().succeeded(), "b increments");
         }
-        AtomicValue<Long> v = al.get();
+        // b made the last increment, so b's server has applied all ten; a's
+        // may lag (reads are sequentially consistent, not linearizable).
+        AtomicValue<Long> v = bl.get();
         check(v.succeeded() && v.postValue() == 10, "atomic long is " + v.postValue());
         ok("atomiclong");
 
