@@ -216,12 +216,6 @@ func (c *Client) readLoop(rc *clientConn) {
 	for {
 		id, kind, body, err := readFrame(rc.c, &hdr)
 		if err != nil {
-			if refusedHandshake(err) {
-				// TLS 1.3 lets the dialler finish before the peer checked
-				// its certificate; the refusal comes as an alert on the
-				// first read, and the peer ran nothing.
-				err = fmt.Errorf("%w: %w", ErrNotSent, err)
-			}
 			rc.fail(fmt.Errorf("%w: %w", ErrUnavailable, err))
 			return
 		}
@@ -320,11 +314,4 @@ func (rc *clientConn) fail(err error) {
 	for _, ch := range pending {
 		ch <- result{err: err}
 	}
-}
-
-// refusedHandshake reports whether err is the peer's TLS alert: sent only
-// while it checks a handshake, never once it serves requests.
-func refusedHandshake(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "remote error"
 }

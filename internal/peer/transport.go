@@ -18,16 +18,22 @@ import (
 )
 
 // The first byte of every connection on the port (inside TLS, when on) names
-// what it carries, so one address per replica serves both raft and RPC.
+// what it carries, so one address per replica serves both raft and RPC. The
+// acceptor echoes it once the link is admitted, and the dialler waits for
+// that echo: a refused link fails while dialling, before a request is
+// written, so its caller knows the peer ran nothing.
+//
+// The kinds carry the link protocol's version. 'R' (raft) with 'Z' and then
+// '2' (RPC) were links without the echo; a replica sending them is refused
+// with a log line, so replicas of different versions fail loudly instead of
+// misreading each other (upgrade all replicas together).
 const (
-	KindRaft byte = 'R'
-	// KindRPC announces zoo's peer RPC and its version: 'Z' was the first,
-	// '2' added commit notices and entry terms in results. Other versions are
-	// refused with a log line, so replicas of different versions fail loudly
-	// instead of misreading each other (upgrade all replicas together).
-	KindRPC   byte = '2'
-	kindRPCv1 byte = 'Z'
+	KindRaft byte = 'r'
+	KindRPC  byte = '3'
 )
+
+// olderKinds are the kind bytes of earlier zoo versions.
+var olderKinds = map[byte]bool{'R': true, 'Z': true, '2': true}
 
 // Defaults of Options.
 const (
@@ -298,14 +304,14 @@ func (t *Transport) handshake(raw net.Conn) {
 		return
 	}
 	var ml *muxListener
-	switch kind {
-	case KindRaft:
+	switch {
+	case kind == KindRaft:
 		ml = t.raftLn
-	case KindRPC:
+	case kind == KindRPC:
 		ml = t.rpcLn
-	case kindRPCv1:
-		t.logger.Error("dropping a peer connection from an older zoo (peer protocol 1): every replica must run the same version",
-			"remote-address", raw.RemoteAddr().String())
+	case olderKinds[kind]:
+		t.logger.Error("dropping a peer connection from an older zoo: every replica must run the same version",
+			"remote-address", raw.RemoteAddr().String(), "kind", string(kind))
 		t.closeRaw(raw, c)
 		return
 	default:
@@ -318,6 +324,10 @@ func (t *Transport) handshake(raw net.Conn) {
 	tc := &trackedConn{Conn: c, raw: raw, t: t}
 	tc.link = &link{conn: tc, inbound: true, ip: remoteIP(raw), chain: chain}
 	if !t.table.addLink(tc.link) {
+		tc.Close()
+		return
+	}
+	if err := echoKind(tc, kind, t.opts.HandshakeTimeout); err != nil {
 		tc.Close()
 		return
 	}
@@ -388,18 +398,40 @@ func (t *Transport) dial(ctx context.Context, addr string, kind byte) (net.Conn,
 			return nil, err
 		}
 	}
-	// Unblock the write if ctx ends first; stop() tells us whether it did.
-	stop := context.AfterFunc(ctx, func() { c.SetWriteDeadline(time.Now()) })
-	_, err = c.Write([]byte{kind})
+	// Unblock the exchange if ctx ends first; stop() tells us whether it did.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	echo, err := announceKind(c, kind)
 	if !stop() {
 		c.Close()
 		return nil, ctx.Err()
 	}
+	if err == nil && echo != kind {
+		err = fmt.Errorf("peer answered kind %q to %q (a different zoo version?)", echo, kind)
+	}
 	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("zoo: handshake with %s: %w", addr, err)
+		return nil, fmt.Errorf("%w: %s refused the link: %w", ErrNotAdmitted, addr, err)
 	}
 	return c, nil
+}
+
+// announceKind sends kind and reads the acceptor's echo of it.
+func announceKind(c net.Conn, kind byte) (byte, error) {
+	if _, err := c.Write([]byte{kind}); err != nil {
+		return 0, err
+	}
+	return readKind(c)
+}
+
+// echoKind tells the dialler its link was admitted.
+func echoKind(c net.Conn, kind byte, timeout time.Duration) error {
+	if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := c.Write([]byte{kind}); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(time.Time{})
 }
 
 // dialTLS secures a dialled socket: the peer must present a replica

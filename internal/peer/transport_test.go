@@ -103,7 +103,8 @@ func TestTransportRaftDialAnnouncesKind(t *testing.T) {
 	tr := testTransport(t)
 	s := &raftStream{t: tr}
 	// The accept side is covered through raft itself above; here check the
-	// wire: the stream's Dial must send 'R' before raft's bytes.
+	// wire: the stream's Dial sends its kind, waits for the echo, and only
+	// then hands the conn to raft.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -117,10 +118,16 @@ func TestTransportRaftDialAnnouncesKind(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		b := make([]byte, 4)
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		kind, err := readKind(c)
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		c.Write([]byte{kind})
+		b := make([]byte, 3)
 		n, _ := io.ReadFull(c, b)
-		accepted <- b[:n]
+		accepted <- append([]byte{kind}, b[:n]...)
 	}()
 	c, err := s.Dial(raft.ServerAddress(ln.Addr().String()), 5*time.Second)
 	if err != nil {
@@ -130,8 +137,8 @@ func TestTransportRaftDialAnnouncesKind(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	if got := <-accepted; string(got) != "Rabc" {
-		t.Fatalf("peer read %q, want %q", got, "Rabc")
+	if got, want := string(<-accepted), string(KindRaft)+"abc"; got != want {
+		t.Fatalf("peer read %q, want %q", got, want)
 	}
 	if s.Addr().String() != tr.Addr().String() {
 		t.Fatalf("stream Addr = %v, want %v", s.Addr(), tr.Addr())
@@ -195,11 +202,23 @@ func TestTransportSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 	}
 }
 
-// Unknown kinds, and the peer RPC of an older zoo (its first version, 'Z'),
-// are dropped: replicas of different versions must not misread each other.
+// Unknown kinds, and the links of older zoos (raft 'R', RPC 'Z' and '2',
+// which had no echo), are dropped: replicas of different versions must not
+// misread each other. The current kinds are echoed.
 func TestTransportDropsUnknownKind(t *testing.T) {
 	tr := testTransport(t)
-	for _, kind := range []byte{'X', kindRPCv1} {
+	for _, kind := range []byte{KindRaft, KindRPC} {
+		c, err := net.Dial("tcp", tr.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		echo, err := announceKind(c, kind)
+		if err != nil || echo != kind {
+			t.Fatalf("kind %q answered %q, %v; want its echo", kind, echo, err)
+		}
+	}
+	for _, kind := range []byte{'X', 'R', 'Z', '2'} {
 		c, err := net.Dial("tcp", tr.Addr().String())
 		if err != nil {
 			t.Fatal(err)
