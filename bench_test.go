@@ -81,7 +81,7 @@ func newBenchEnsemble(b *testing.B) *benchEnsemble {
 			b.Fatal("no leader within 30s")
 		}
 		for i, e := range be.replicas {
-			if st, err := e.Status(); err == nil && st.Mode == zoo.ModeLeader {
+			if st, err := e.Status(); err == nil && st.Role == zoo.RoleLeader {
 				leader = i
 			}
 		}

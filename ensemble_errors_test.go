@@ -349,7 +349,7 @@ func TestZeroConfig(t *testing.T) {
 		t.Fatalf("get: %q %+v %v", data, st, err)
 	}
 	status, err := e.Status()
-	if err != nil || status.Mode != zoo.ModeLeader || status.LeaderID != "1" || len(status.Members) != 1 {
+	if err != nil || status.Role != zoo.RoleLeader || status.LeaderID != "1" || len(status.Members) != 1 {
 		t.Fatalf("status: %+v %v", status, err)
 	}
 	if err := e.Close(); err != nil {

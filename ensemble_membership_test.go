@@ -28,7 +28,7 @@ func TestStatusOfACluster(t *testing.T) {
 				t.Fatal(err)
 			}
 			sts = append(sts, st)
-			if st.Mode == zoo.ModeLeader {
+			if st.Role == zoo.RoleLeader {
 				leader = i
 			}
 		}
@@ -40,11 +40,11 @@ func TestStatusOfACluster(t *testing.T) {
 		return true
 	})
 	for i, st := range sts {
-		want := zoo.ModeFollower
+		want := zoo.RoleFollower
 		if i == leader {
-			want = zoo.ModeLeader
+			want = zoo.RoleLeader
 		}
-		if st.ID != c.ID(i) || st.Mode != want || !st.Serving || st.LeaderAddr == "" || len(st.Members) != 3 {
+		if st.ID != c.ID(i) || st.Role != want || !st.Serving || st.LeaderAddr == "" || len(st.Members) != 3 {
 			t.Fatalf("replica %d: %+v, want mode %v", i, st, want)
 		}
 		for _, m := range st.Members {
@@ -59,7 +59,7 @@ func TestStatusOfACluster(t *testing.T) {
 	if sts[leader].Nodes < 5 { // /, /zookeeper, its quota and config, /status
 		t.Fatalf("leader has %d nodes", sts[leader].Nodes)
 	}
-	if got := fmt.Sprint(zoo.ModeLeader, zoo.ModeFollower, zoo.ModeObserver, zoo.ModeNotServing); got != "leader follower observer not serving" {
+	if got := fmt.Sprint(zoo.RoleLeader, zoo.RoleFollower, zoo.RoleObserver, zoo.RoleNotServing); got != "leader follower observer not serving" {
 		t.Fatalf("mode names: %s", got)
 	}
 
@@ -68,12 +68,12 @@ func TestStatusOfACluster(t *testing.T) {
 	c.Isolate(f)
 	eventually(t, 5*time.Second, "isolated replica reports not serving", func() bool {
 		st, err := c.Replica(f).Status()
-		return err == nil && st.Mode == zoo.ModeNotServing && !st.Serving && st.LeaderID == ""
+		return err == nil && st.Role == zoo.RoleNotServing && !st.Serving && st.LeaderID == ""
 	})
 	c.Heal()
 	eventually(t, 10*time.Second, "healed replica follows again", func() bool {
 		st, err := c.Replica(f).Status()
-		return err == nil && st.Mode == zoo.ModeFollower && st.LeaderID != ""
+		return err == nil && st.Role == zoo.RoleFollower && st.LeaderID != ""
 	})
 }
 
@@ -149,8 +149,8 @@ func TestMembershipOverTCP(t *testing.T) {
 		})
 	}
 	converge("1", []string{"1:voter", "2:voter", "3:voter", "4:observer"})
-	for id, want := range map[string]zoo.Mode{"1": zoo.ModeLeader, "2": zoo.ModeFollower, "3": zoo.ModeFollower, "4": zoo.ModeObserver} {
-		if st := statusOf(id); st.Mode != want || !st.Serving || st.LeaderAddr != e1.Addr() {
+	for id, want := range map[string]zoo.Role{"1": zoo.RoleLeader, "2": zoo.RoleFollower, "3": zoo.RoleFollower, "4": zoo.RoleObserver} {
+		if st := statusOf(id); st.Role != want || !st.Serving || st.LeaderAddr != e1.Addr() {
 			t.Fatalf("replica %s: %+v, want mode %v", id, st, want)
 		}
 	}
@@ -185,7 +185,7 @@ func TestMembershipOverTCP(t *testing.T) {
 		t.Fatalf("TransferLeadership: %v", err)
 	}
 	converge("2", []string{"1:voter", "2:voter", "3:voter", "4:observer"})
-	if st := statusOf("2"); st.Mode != zoo.ModeLeader {
+	if st := statusOf("2"); st.Role != zoo.RoleLeader {
 		t.Fatalf("2 after transfer: %+v", st)
 	}
 	if err := replicas["1"].TransferLeadership(ctx, "nobody"); !errors.Is(err, zoo.ErrBadArguments) {

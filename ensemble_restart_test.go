@@ -159,7 +159,7 @@ func TestAddedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "the new replica serves as a member", func() bool {
 		st, err := c.Replica(n).Status()
-		return err == nil && st.Serving && st.Mode != zoo.ModeObserver && len(st.Members) == 4
+		return err == nil && st.Serving && st.Role != zoo.RoleObserver && len(st.Members) == 4
 	})
 	// Writes after the join reach it through the log.
 	writeLoad(t, ctx, c, "/after-join", 12)

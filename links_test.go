@@ -115,7 +115,7 @@ func (le *linkedEnsemble) leader() (int, zoo.Status) {
 			if err != nil || s.LeaderID == "" {
 				return false
 			}
-			if s.Mode == zoo.ModeLeader {
+			if s.Role == zoo.RoleLeader {
 				at, st = i, s
 			}
 		}

@@ -119,7 +119,7 @@ func (c *controlServer) session(ctx context.Context) (*zoo.Session, error) {
 // controlStatus is the JSON of GET /status.
 type controlStatus struct {
 	ID           string
-	Mode         string
+	Role         string
 	LeaderID     string
 	Serving      bool
 	AppliedIndex uint64
@@ -238,7 +238,7 @@ func (c *controlServer) handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		json.NewEncoder(w).Encode(controlStatus{ID: st.ID, Mode: st.Mode.String(), LeaderID: st.LeaderID,
+		json.NewEncoder(w).Encode(controlStatus{ID: st.ID, Role: st.Role.String(), LeaderID: st.LeaderID,
 			Serving: st.Serving, AppliedIndex: st.AppliedIndex})
 	})
 	return mux

@@ -11,24 +11,25 @@ import (
 	"github.com/zooraft/zoo/internal/peer"
 )
 
-// Mode is a replica's role, as "Mode:" in ZooKeeper's srvr output.
-type Mode int
+// Role is a replica's part in the ensemble, as "Mode:" in ZooKeeper's srvr
+// output.
+type Role int
 
 const (
-	// ModeNotServing: no leader is known (an election runs, or no quorum is reachable).
-	ModeNotServing Mode = iota
-	ModeLeader
-	ModeFollower
-	ModeObserver
+	// RoleNotServing: no leader is known (an election runs, or no quorum is reachable).
+	RoleNotServing Role = iota
+	RoleLeader
+	RoleFollower
+	RoleObserver
 )
 
-func (m Mode) String() string {
-	switch m {
-	case ModeLeader:
+func (r Role) String() string {
+	switch r {
+	case RoleLeader:
 		return "leader"
-	case ModeFollower:
+	case RoleFollower:
 		return "follower"
-	case ModeObserver:
+	case RoleObserver:
 		return "observer"
 	}
 	return "not serving"
@@ -44,7 +45,7 @@ type Member struct {
 // Status describes this replica.
 type Status struct {
 	ID            string
-	Mode          Mode
+	Role          Role
 	LeaderID      string
 	LeaderAddr    string
 	Members       []Member
@@ -78,17 +79,17 @@ func (e *Ensemble) Status() (Status, error) {
 		for _, s := range f.Configuration().Servers {
 			st.Members = append(st.Members, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
 			if string(s.ID) == e.cfg.ID && s.Suffrage != raft.Voter && leader != "" {
-				st.Mode = ModeObserver
+				st.Role = RoleObserver
 			}
 		}
 	}
 	switch {
 	case leader == "":
-		st.Mode = ModeNotServing
+		st.Role = RoleNotServing
 	case string(leader) == e.cfg.ID:
-		st.Mode = ModeLeader
-	case st.Mode != ModeObserver:
-		st.Mode = ModeFollower
+		st.Role = RoleLeader
+	case st.Role != RoleObserver:
+		st.Role = RoleFollower
 	}
 	e.fsm.mu.RLock()
 	st.AppliedIndex, st.Sessions, st.Nodes = e.fsm.applied, len(e.fsm.sessions), e.fsm.tree.nodes.Len()

@@ -100,7 +100,7 @@ var adminCmds = []adminCmd{
 		return object{{"read_only", s.inReadOnlyMode(st)}}
 	}},
 	{[]string{"leader", "lead"}, true, func(_ *Server, st zoo.Status) object {
-		return object{{"is_leader", st.Mode == zoo.ModeLeader}, {"leader_id", serverID(st.LeaderID)},
+		return object{{"is_leader", st.Role == zoo.RoleLeader}, {"leader_id", serverID(st.LeaderID)},
 			{"leader_ip", hostOf(st.LeaderAddr)}}
 	}},
 	{[]string{"monitor", "mntr"}, false, func(s *Server, st zoo.Status) object {
@@ -374,7 +374,7 @@ func (s *Server) adminDump(zoo.Status) object {
 // adminObservers is observers: on the leader, the non-voting members.
 func (s *Server) adminObservers(st zoo.Status) object {
 	observers := []object{}
-	if st.Mode == zoo.ModeLeader {
+	if st.Role == zoo.RoleLeader {
 		for _, m := range st.Members {
 			if !m.Voter && m.ID != st.ID {
 				observers = append(observers, object{{"remote_socket_address", m.Addr}, {"sid", serverID(m.ID)}})

@@ -219,7 +219,7 @@ func (s *Server) monitorValues(st zoo.Status) []metric {
 	if n, ok := maxFDs(); ok {
 		ms = append(ms, metric{"max_file_descriptor_count", n})
 	}
-	if st.Mode == zoo.ModeLeader {
+	if st.Role == zoo.RoleLeader {
 		followers, voters := 0, 0
 		for _, m := range st.Members {
 			if m.ID != st.ID {

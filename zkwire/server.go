@@ -404,7 +404,7 @@ func (s *Server) modeName(st zoo.Status) string {
 	if s.inReadOnlyMode(st) {
 		return "read-only"
 	}
-	return st.Mode.String()
+	return st.Role.String()
 }
 
 // peerIP returns the IP of a peer address, or the address itself.

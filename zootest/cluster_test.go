@@ -90,7 +90,7 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 			c.Partition(majority, []int{alone})
 			eventually(t, 10*time.Second, "the cut-off replica stops serving", func() bool {
 				st, err := c.Replica(alone).Status()
-				return err == nil && !st.Serving && st.Mode == zoo.ModeNotServing
+				return err == nil && !st.Serving && st.Role == zoo.RoleNotServing
 			})
 			if _, err := s.Create(ctx, "/minority", nil, zoo.ModePersistent, nil); !errors.Is(err, zoo.ErrNotServing) {
 				t.Fatalf("write in the minority: %v, want ErrNotServing", err)

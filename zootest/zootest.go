@@ -132,7 +132,7 @@ func (c *Cluster) Leader() int {
 		if e == nil {
 			continue
 		}
-		if st, err := e.Status(); err == nil && st.Mode == zoo.ModeLeader {
+		if st, err := e.Status(); err == nil && st.Role == zoo.RoleLeader {
 			return i
 		}
 	}

@@ -173,7 +173,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		if st.Mode != zoo.ModeNotServing && st.LeaderID != replicas[leader].ID() {
+		if st.Role != zoo.RoleNotServing && st.LeaderID != replicas[leader].ID() {
 			fmt.Printf("new leader: replica %s, elected in %v\n", st.LeaderID, time.Since(start).Round(10*time.Millisecond))
 			break
 		}
@@ -206,7 +206,7 @@ func list(names []string) string { return "[" + strings.Join(names, ", ") + "]" 
 // leaderOf returns the index of the replica that leads.
 func leaderOf(rs []*zoo.Ensemble) int {
 	for i, r := range rs {
-		if st, err := r.Status(); err == nil && st.Mode == zoo.ModeLeader {
+		if st, err := r.Status(); err == nil && st.Role == zoo.RoleLeader {
 			return i
 		}
 	}

@@ -150,7 +150,7 @@ func (f *Flags) Join(ctx context.Context, log *Log) (*zoo.Ensemble, *zoo.Session
 		return nil, nil, fmt.Errorf("replica %s: no quorum within %v (are the other processes running?): %w", f.ID, QuorumTimeout, err)
 	}
 	st, _ := e.Status()
-	log.Printf("replica %s: serving (%s; raft leader is replica %s)", f.ID, st.Mode, st.LeaderID)
+	log.Printf("replica %s: serving (%s; raft leader is replica %s)", f.ID, st.Role, st.LeaderID)
 	sctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	s, err := e.NewSession(sctx, zoo.WithSessionTimeout(f.SessionTimeout))
@@ -311,7 +311,7 @@ func (c *Cluster) Close() {
 // Leader returns the index of the replica that leads the raft group, or -1.
 func (c *Cluster) Leader() int {
 	for i, e := range c.Replicas {
-		if st, err := e.Status(); err == nil && st.Mode == zoo.ModeLeader {
+		if st, err := e.Status(); err == nil && st.Role == zoo.RoleLeader {
 			return i
 		}
 	}
