@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"context"
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
@@ -226,4 +227,24 @@ func maskACL(acl []ACL) []ACL {
 		out[i] = a
 	}
 	return out
+}
+
+// CheckAccess reports whether the session may do perm (PermRead, PermWrite,
+// ... or several OR-ed: any of them suffices) on the znode at path, as
+// ZooKeeper checks a request against the node's ACL: nil if allowed (a super
+// user always is), [ErrNoAuth] if not, [ErrNoNode] if there is no such node.
+// It reads the local tree, as a read does; protocol servers use it for
+// operations that ZooKeeper guards by a node's ACL without writing the node
+// (reconfig needs WRITE on /zookeeper/config).
+func (s *ServerSession) CheckAccess(ctx context.Context, path string, perm int32) error {
+	if perm == 0 || perm&^PermAll != 0 {
+		return pathErr("checkAccess", path, fmt.Errorf("%w: permission bits %#x", ErrBadArguments, perm))
+	}
+	return s.read(ctx, "checkAccess", path, func(t *tree) error {
+		n := t.get(path)
+		if n == nil {
+			return ErrNoNode
+		}
+		return checkACL(n.acl, s.authIDs(), perm)
+	})
 }

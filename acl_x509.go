@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -123,6 +124,17 @@ func escapeRFC2253(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// AddX509Auth authenticates the session as the subject of a client
+// certificate, x509:[X509ID](cert), as ZooKeeper's X509AuthenticationProvider
+// does at a TLS handshake; the holder of Config.X509SuperUser becomes a
+// super user. It is for protocol servers (zkwire calls it after a TLS
+// handshake): the caller vouches that the client proved possession of the
+// certificate's key and that the certificate verified against the CAs it
+// trusts.
+func (s *ServerSession) AddX509Auth(ctx context.Context, cert *x509.Certificate) error {
+	return s.addID(ID{"x509", X509ID(cert)})
 }
 
 // x509Keywords are the attribute keywords Java's X500Principal accepts in a

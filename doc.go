@@ -30,6 +30,12 @@
 // timeout, the leader expires the session and its ephemerals vanish in one
 // transaction. [Session.Done] tells the owner.
 //
+// A protocol server that serves remote clients (zkwire, ZooKeeper's wire
+// protocol) holds a [ServerSession] for each instead: a Session whose life
+// follows its client's pings, whose watches report to one [Watcher] in apply
+// order, and which a reconnecting client can resume on any replica. An
+// embedder does not need it.
+//
 // # Consistency
 //
 // As in ZooKeeper: writes are linearizable (they go through the Raft leader,

@@ -103,6 +103,34 @@ func sess(t *testing.T, c *zootest.Cluster, i int, opts ...zoo.SessionOption) *z
 	return s
 }
 
+// serverSess opens a server session on replica i whose watches report to w,
+// and whose client keeps pinging (Touch) until the test ends, as a
+// connected ZooKeeper client does.
+func serverSess(t *testing.T, c *zootest.Cluster, i int, w zoo.Watcher, opts ...zoo.SessionOption) *zoo.ServerSession {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var s *zoo.ServerSession
+	if err := retry(ctx, func() (err error) { s, err = c.Replica(i).NewServerSession(ctx, w, opts...); return err }); err != nil {
+		t.Fatalf("server session on replica %d: %v", i, err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				s.Touch()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return s
+}
+
 // mustCreate creates a node (riding out elections), failing the test on error.
 func mustCreate(t *testing.T, ctx context.Context, s *zoo.Session, path string, data []byte, mode zoo.CreateMode) {
 	t.Helper()

@@ -58,6 +58,13 @@ type Status struct {
 	Watches       int
 }
 
+// Serving reports whether this replica is part of a working quorum (it knows a
+// leader). Cheap enough to poll.
+func (e *Ensemble) Serving() bool { return e.serving() }
+
+// LastZxid returns the zxid of the last transaction this replica applied.
+func (e *Ensemble) LastZxid() int64 { return int64(e.fsm.appliedIndex()) }
+
 // serving reports whether this replica can serve: it knows a leader (a leader
 // that lost its quorum steps down after its lease).
 func (e *Ensemble) serving() bool {

@@ -1,11 +1,9 @@
 package zoo
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
-	"fmt"
 )
 
 // This file holds read-only sessions, the seam for ZooKeeper's read-only mode
@@ -39,20 +37,18 @@ import (
 // expires it after its timeout unless its client resumes it on a serving
 // replica ([Ensemble.ResumeSession]).
 //
-// [Session.Close] and [Session.Detach] end only the handle; so does Close of
-// the replica. The handle does not end when the replica serves again: that
-// is its owner's call (zkwire then closes read-only connections so their
-// clients reconnect read-write, as ZooKeeper does). [WithClientLiveness] has
-// no effect on a read-only session.
-func (e *Ensemble) ReadOnlySession(id int64, password []byte, opts ...SessionOption) (*Session, error) {
+// Its watches report to w (nil: it sets none). [Session.Close] and
+// [ServerSession.Detach] end only the handle; so does Close of the replica.
+// The handle does not end when the replica serves again: that is its
+// owner's call (zkwire then closes read-only connections so their clients
+// reconnect read-write, as ZooKeeper does). It does not follow its client's
+// activity: [ServerSession.Touch] has no effect on it.
+func (e *Ensemble) ReadOnlySession(id int64, password []byte, w Watcher, opts ...SessionOption) (*ServerSession, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
-	o := sessionOptions{timeout: e.cfg.MaxSessionTimeout}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	o.client = false
+	o := e.sessionOptions(opts)
+	o.watcher = w
 	var s *Session
 	if id == 0 {
 		var b [8]byte
@@ -89,32 +85,12 @@ func (e *Ensemble) ReadOnlySession(id int64, password []byte, opts ...SessionOpt
 		e.readOnly = map[*Session]struct{}{}
 	}
 	e.readOnly[s] = struct{}{}
-	return s, nil
+	return &ServerSession{s}, nil
 }
 
 // ReadOnly reports whether the handle is a read-only session
 // ([Ensemble.ReadOnlySession]).
-func (s *Session) ReadOnly() bool { return s.readOnly }
-
-// CheckAccess reports whether the session may do perm (PermRead, PermWrite,
-// ... or several OR-ed: any of them suffices) on the znode at path, as
-// ZooKeeper checks a request against the node's ACL: nil if allowed (a super
-// user always is), [ErrNoAuth] if not, [ErrNoNode] if there is no such node.
-// It reads the local tree, as a read does; protocol servers use it for
-// operations that ZooKeeper guards by a node's ACL without writing the node
-// (reconfig needs WRITE on /zookeeper/config).
-func (s *Session) CheckAccess(ctx context.Context, path string, perm int32) error {
-	if perm == 0 || perm&^PermAll != 0 {
-		return pathErr("checkAccess", path, fmt.Errorf("%w: permission bits %#x", ErrBadArguments, perm))
-	}
-	return s.read(ctx, "checkAccess", path, func(t *tree) error {
-		n := t.get(path)
-		if n == nil {
-			return ErrNoNode
-		}
-		return checkACL(n.acl, s.authIDs(), perm)
-	})
-}
+func (s *ServerSession) ReadOnly() bool { return s.readOnly }
 
 // errIfReadOnly is the error of a write or Sync on a read-only handle, after
 // the handle's own end: nil for a read-write session.

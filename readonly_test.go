@@ -31,12 +31,12 @@ func TestReadOnlySessionOnIsolatedReplica(t *testing.T) {
 		t.Fatalf("read-write session on an isolated replica: %v, want ErrNotServing", err)
 	}
 
-	ro, err := c.Replica(f).ReadOnlySession(0, nil, zoo.WithSessionTimeout(time.Second))
+	ro, err := c.Replica(f).ReadOnlySession(0, nil, nil, zoo.WithSessionTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !ro.ReadOnly() || rw.ReadOnly() {
-		t.Fatalf("ReadOnly(): read-only handle %v, read-write handle %v", ro.ReadOnly(), rw.ReadOnly())
+	if !ro.ReadOnly() {
+		t.Fatal("ReadOnly() of a read-only handle = false")
 	}
 	if ro.ID() >= 0 || len(ro.Password()) != 16 || ro.Timeout() < time.Second || ro.State() != zoo.StateConnected {
 		t.Fatalf("local session: id %d, password %x, timeout %v, state %v", ro.ID(), ro.Password(), ro.Timeout(), ro.State())
@@ -126,18 +126,21 @@ func TestReadOnlySessionContinuesExistingSession(t *testing.T) {
 	c := newCluster(t, 1, zootest.Options{})
 	ctx := testCtx(t)
 	e := c.Replica(0)
-	rw := sess(t, c, 0)
-	mustCreate(t, ctx, rw, "/mine", nil, zoo.ModeEphemeral)
+	rw := serverSess(t, c, 0, nil)
+	if rw.ReadOnly() {
+		t.Fatal("ReadOnly() of a read-write handle = true")
+	}
+	mustCreate(t, ctx, rw.Session, "/mine", nil, zoo.ModeEphemeral)
 
 	bad := rw.Password()
 	bad[0] ^= 1
-	if _, err := e.ReadOnlySession(rw.ID(), bad); !errors.Is(err, zoo.ErrSessionExpired) {
+	if _, err := e.ReadOnlySession(rw.ID(), bad, nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("wrong password: %v, want ErrSessionExpired", err)
 	}
-	if _, err := e.ReadOnlySession(rw.ID()+1000, rw.Password()); !errors.Is(err, zoo.ErrSessionExpired) {
+	if _, err := e.ReadOnlySession(rw.ID()+1000, rw.Password(), nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("unknown session: %v, want ErrSessionExpired", err)
 	}
-	ro, err := e.ReadOnlySession(rw.ID(), rw.Password())
+	ro, err := e.ReadOnlySession(rw.ID(), rw.Password(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +166,7 @@ func TestReadOnlySessionContinuesExistingSession(t *testing.T) {
 func TestReadOnlySessionEndsWithReplica(t *testing.T) {
 	c := newCluster(t, 1, zootest.Options{})
 	e := c.Replica(0)
-	ro, err := e.ReadOnlySession(0, nil)
+	ro, err := e.ReadOnlySession(0, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +179,7 @@ func TestReadOnlySessionEndsWithReplica(t *testing.T) {
 	if !errors.Is(ro.Err(), zoo.ErrClosed) || ro.State() != zoo.StateClosed {
 		t.Fatalf("after Close: Err %v, State %v", ro.Err(), ro.State())
 	}
-	if _, err := e.ReadOnlySession(0, nil); !errors.Is(err, zoo.ErrClosed) {
+	if _, err := e.ReadOnlySession(0, nil, nil); !errors.Is(err, zoo.ErrClosed) {
 		t.Fatalf("ReadOnlySession on a closed replica: %v, want ErrClosed", err)
 	}
 }
@@ -185,15 +188,15 @@ func TestCheckAccess(t *testing.T) {
 	super := zoo.DigestID("super", "secret")
 	c := newCluster(t, 1, zootest.Options{Configure: func(_ int, cfg *zoo.Config) { cfg.SuperDigest = super }})
 	ctx := testCtx(t)
-	plain := sess(t, c, 0)
-	admin := sess(t, c, 0)
+	plain := serverSess(t, c, 0, nil)
+	admin := serverSess(t, c, 0, nil)
 	if err := admin.AddAuth(ctx, "digest", []byte("super:secret")); err != nil {
 		t.Fatal(err)
 	}
-	mustCreate(t, ctx, plain, "/open", nil, zoo.ModePersistent)
+	mustCreate(t, ctx, plain.Session, "/open", nil, zoo.ModePersistent)
 	for _, tc := range []struct {
 		name string
-		s    *zoo.Session
+		s    *zoo.ServerSession
 		path string
 		perm int32
 		want error

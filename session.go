@@ -3,7 +3,6 @@ package zoo
 import (
 	"context"
 	"crypto/rand"
-	"crypto/x509"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -34,13 +33,14 @@ func (s SessionState) String() string {
 	return fmt.Sprintf("SessionState(%d)", int32(s))
 }
 
-// SessionOption customises [Ensemble.NewSession].
+// SessionOption customises [Ensemble.NewSession] and
+// [Ensemble.NewServerSession].
 type SessionOption func(*sessionOptions)
 
 type sessionOptions struct {
 	timeout time.Duration
-	watcher Watcher
-	client  bool // liveness follows Touch calls
+	watcher Watcher // server sessions only
+	client  bool    // server sessions only: liveness follows Touch calls
 }
 
 // WithSessionTimeout asks for a session timeout; it is negotiated into the
@@ -69,12 +69,12 @@ type Session struct {
 	err   error
 	done  chan struct{}
 
-	sink *sessionSink // nil unless created WithWatcher
+	sink *sessionSink // a server session's Watcher, or nil
 
 	readOnly bool // a local read-only handle (Ensemble.ReadOnlySession)
 
-	// With WithClientLiveness, the session lives only while its client is
-	// heard from: heard is the last Touch, in ns of monotonic time since born.
+	// A server session lives only while its client is heard from: heard is
+	// the last Touch, in ns of monotonic time since born.
 	clientLive bool
 	born       time.Time
 	heard      atomic.Int64
@@ -105,10 +105,20 @@ func msDuration(ms int32) time.Duration { return time.Duration(ms) * time.Millis
 // NewSession creates a session on this replica. It is a replicated write, so it
 // needs a serving quorum.
 func (e *Ensemble) NewSession(ctx context.Context, opts ...SessionOption) (*Session, error) {
+	return e.newSession(ctx, e.sessionOptions(opts))
+}
+
+// sessionOptions applies opts over the defaults.
+func (e *Ensemble) sessionOptions(opts []SessionOption) sessionOptions {
 	o := sessionOptions{timeout: e.cfg.MaxSessionTimeout}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	return o
+}
+
+// newSession creates a session and its handle on this replica.
+func (e *Ensemble) newSession(ctx context.Context, o sessionOptions) (*Session, error) {
 	timeout := e.cfg.clampTimeout(o.timeout)
 	pw := make([]byte, 16)
 	if _, err := rand.Read(pw); err != nil {
@@ -228,7 +238,8 @@ func (s *Session) Close(ctx context.Context) error {
 // AddAuth adds an identity to the session, as ZooKeeper's addauth: "digest"
 // with "user:password", or "ip" with an address. Digest auth never fails. A
 // digest matching Config.SuperDigest makes the session a super user. An x509
-// identity comes only from a verified certificate: see [Session.AddX509Auth].
+// identity comes only from a verified certificate: see
+// [ServerSession.AddX509Auth].
 func (s *Session) AddAuth(ctx context.Context, scheme string, auth []byte) error {
 	if err := s.live(); err != nil {
 		return err
@@ -241,17 +252,6 @@ func (s *Session) AddAuth(ctx context.Context, scheme string, auth []byte) error
 		return err
 	}
 	return s.addID(id)
-}
-
-// AddX509Auth authenticates the session as the subject of a client
-// certificate, x509:[X509ID](cert), as ZooKeeper's X509AuthenticationProvider
-// does at a TLS handshake; the holder of Config.X509SuperUser becomes a
-// super user. It is for protocol servers (zkwire calls it after a TLS
-// handshake): the caller vouches that the client proved possession of the
-// certificate's key and that the certificate verified against the CAs it
-// trusts.
-func (s *Session) AddX509Auth(ctx context.Context, cert *x509.Certificate) error {
-	return s.addID(ID{"x509", X509ID(cert)})
 }
 
 // addID adds an authenticated identity, and super if it is the configured

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/certgen"
@@ -117,7 +118,7 @@ func TestSessionGetACLMasking(t *testing.T) {
 // and nothing else; a bad address fails AddAuth; "auth" never expands to ip
 // ids, as in ZooKeeper.
 func TestSessionIPACL(t *testing.T) {
-	e := openMem(t)
+	e := openConfig(t, zoo.Config{TickTime: tick, MaxSessionTimeout: time.Minute}) // server sessions live without Touch
 	ctx := testCtx(t)
 	root, err := e.NewSession(ctx)
 	if err != nil {
@@ -130,9 +131,9 @@ func TestSessionIPACL(t *testing.T) {
 	if _, err := root.Create(ctx, "/lan", []byte("v0"), zoo.ModePersistent, lan); err != nil {
 		t.Fatal(err)
 	}
-	from := func(ip string) *zoo.Session {
+	from := func(ip string) *zoo.ServerSession {
 		t.Helper()
-		s, err := e.NewSession(ctx)
+		s, err := e.NewServerSession(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,15 +191,15 @@ func TestSessionIPACL(t *testing.T) {
 // x509 identities through the public API: what zkwire adds for a client
 // certificate. Matching is exact; the configured superuser passes all.
 func TestSessionX509ACL(t *testing.T) {
-	e := openConfig(t, zoo.Config{TickTime: tick, X509SuperUser: "CN=admin,O=Acme"})
+	e := openConfig(t, zoo.Config{TickTime: tick, X509SuperUser: "CN=admin,O=Acme", MaxSessionTimeout: time.Minute})
 	ctx := testCtx(t)
 	ca, err := certgen.NewCA("clients", certgen.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := func(subject ...string) *zoo.Session {
+	as := func(subject ...string) *zoo.ServerSession {
 		t.Helper()
-		s, err := e.NewSession(ctx)
+		s, err := e.NewServerSession(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +226,7 @@ func TestSessionX509ACL(t *testing.T) {
 	if _, _, err := app.Get(ctx, "/mine"); err != nil {
 		t.Fatalf("owner reads: %v", err)
 	}
-	for name, s := range map[string]*zoo.Session{"another subject": other, "a subject with a trailing space": spaced, "no certificate": anon} {
+	for name, s := range map[string]*zoo.ServerSession{"another subject": other, "a subject with a trailing space": spaced, "no certificate": anon} {
 		if _, _, err := s.Get(ctx, "/mine"); !errors.Is(err, zoo.ErrNoAuth) {
 			t.Errorf("%s reads: %v, want ErrNoAuth", name, err)
 		}

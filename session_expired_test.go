@@ -14,14 +14,14 @@ import (
 // it), every call of its handle that does I/O returns ErrSessionExpired,
 // whatever the arguments, and its watches end with ErrSessionExpired.
 // ensemble_errors_test.go checks the same for a closed session (ErrClosed).
-// Two ways to expire: a silent client (WithClientLiveness) on a lone replica,
+// Two ways to expire: a silent client (a server session) on a lone replica,
 // and a replica cut off for longer than the timeout that then rejoins.
 func TestSessionExpiredCalls(t *testing.T) {
 	t.Run("silent client", func(t *testing.T) {
 		e := openConfig(t, zoo.Config{TickTime: 50 * time.Millisecond})
 		ctx := testCtx(t)
 		rec := &recorder{}
-		s, err := e.NewSession(ctx, zoo.WithSessionTimeout(500*time.Millisecond), zoo.WithClientLiveness(), zoo.WithWatcher(rec))
+		s, err := e.NewServerSession(ctx, rec, zoo.WithSessionTimeout(500*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestSessionExpiredCalls(t *testing.T) {
 			t.Fatal("silent session not expired within 30s")
 		}
 		checkExpiredCalls(t, ctx, s, w)
-		if _, err := e.ResumeSession(ctx, s.ID(), s.Password()); !errors.Is(err, zoo.ErrSessionExpired) {
+		if _, err := e.ResumeSession(ctx, s.ID(), s.Password(), nil); !errors.Is(err, zoo.ErrSessionExpired) {
 			t.Fatalf("ResumeSession after expiry: %v, want ErrSessionExpired", err)
 		}
 	})
@@ -62,7 +62,7 @@ func TestSessionExpiredCalls(t *testing.T) {
 		f := followers(c, leader)[0]
 		const timeout = 400 * time.Millisecond
 		rec := &recorder{}
-		s := sess(t, c, f, zoo.WithSessionTimeout(timeout), zoo.WithWatcher(rec))
+		s := serverSess(t, c, f, rec, zoo.WithSessionTimeout(timeout))
 		w := armBeforeExpiry(t, ctx, s)
 		obs := sess(t, c, leader)
 
@@ -100,11 +100,11 @@ type expiryWatches struct {
 // succeed on a live session), an ephemeral /expiring-mine (outside
 // /expiring: its deletion at expiry would fire the child watch), and a watch
 // of each kind.
-func armBeforeExpiry(t *testing.T, ctx context.Context, s *zoo.Session) expiryWatches {
+func armBeforeExpiry(t *testing.T, ctx context.Context, s *zoo.ServerSession) expiryWatches {
 	t.Helper()
-	mustCreate(t, ctx, s, "/expiring", nil, zoo.ModePersistent)
-	mustCreate(t, ctx, s, "/expiring/x", []byte("x"), zoo.ModePersistent)
-	mustCreate(t, ctx, s, "/expiring-mine", nil, zoo.ModeEphemeral)
+	mustCreate(t, ctx, s.Session, "/expiring", nil, zoo.ModePersistent)
+	mustCreate(t, ctx, s.Session, "/expiring/x", []byte("x"), zoo.ModePersistent)
+	mustCreate(t, ctx, s.Session, "/expiring-mine", nil, zoo.ModeEphemeral)
 	var w expiryWatches
 	var err error
 	if _, _, w.get, err = s.GetW(ctx, "/expiring/x"); err != nil {
@@ -122,7 +122,7 @@ func armBeforeExpiry(t *testing.T, ctx context.Context, s *zoo.Session) expiryWa
 	if w.recursive, err = s.AddWatch(ctx, "/", zoo.WatchPersistentRecursive); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.GetWatched(ctx, "/expiring/x"); err != nil {
+	if _, _, err := s.GetNotify(ctx, "/expiring/x"); err != nil {
 		t.Fatal(err)
 	}
 	return w
@@ -130,13 +130,13 @@ func armBeforeExpiry(t *testing.T, ctx context.Context, s *zoo.Session) expiryWa
 
 // checkExpiredCalls checks the state of expired session s, that every call
 // returns ErrSessionExpired, and that the watches w ended with it.
-func checkExpiredCalls(t *testing.T, ctx context.Context, s *zoo.Session, w expiryWatches) {
+func checkExpiredCalls(t *testing.T, ctx context.Context, s *zoo.ServerSession, w expiryWatches) {
 	t.Helper()
 	if !errors.Is(s.Err(), zoo.ErrSessionExpired) || s.State() != zoo.StateExpired {
 		t.Fatalf("expired session: Err %v, State %v", s.Err(), s.State())
 	}
 	var q zoo.WriteQueue
-	calls := append(sessionCalls(ctx, s), []namedCall{
+	calls := append(sessionCalls(ctx, s.Session), []namedCall{
 		{"Create on /expiring", func() error {
 			_, err := s.Create(ctx, "/expiring/new", nil, zoo.ModePersistent, nil)
 			return err
@@ -177,10 +177,10 @@ func checkExpiredCalls(t *testing.T, ctx context.Context, s *zoo.Session, w expi
 		}},
 		{"AddAuth ip", func() error { return s.AddAuth(ctx, "ip", []byte("10.0.0.1")) }},
 		{"CheckAccess", func() error { return s.CheckAccess(ctx, "/expiring/x", zoo.PermRead) }},
-		{"GetWatched", func() error { _, _, err := s.GetWatched(ctx, "/expiring/x"); return err }},
-		{"ExistsWatched", func() error { _, _, err := s.ExistsWatched(ctx, "/expiring/absent"); return err }},
-		{"ChildrenWatched", func() error { _, _, err := s.ChildrenWatched(ctx, "/expiring"); return err }},
-		{"AddSessionWatch", func() error { return s.AddSessionWatch(ctx, "/expiring", zoo.WatchPersistent) }},
+		{"GetNotify", func() error { _, _, err := s.GetNotify(ctx, "/expiring/x"); return err }},
+		{"ExistsNotify", func() error { _, _, err := s.ExistsNotify(ctx, "/expiring/absent"); return err }},
+		{"ChildrenNotify", func() error { _, _, err := s.ChildrenNotify(ctx, "/expiring"); return err }},
+		{"AddWatchNotify", func() error { return s.AddWatchNotify(ctx, "/expiring", zoo.WatchPersistent) }},
 		{"SetWatches", func() error {
 			return s.SetWatches(ctx, zoo.WatchSet{Data: []string{"/expiring/x"}, Child: []string{"/expiring"}})
 		}},

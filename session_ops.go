@@ -457,6 +457,13 @@ func (s *Session) AddWatch(ctx context.Context, path string, mode WatchMode) (*P
 // before it is ended with ErrWatchOverflow.
 const persistentWatchBuffer = 4096
 
+// HasWatches reports whether this session handle has a watch of typ on path
+// (ZooKeeper's checkWatches): a recipe's tests use it to show it left none
+// behind.
+func (s *Session) HasWatches(path string, typ WatcherType) bool {
+	return s.e.watches.has(s, path, typ)
+}
+
 // RemoveWatches removes this session's watches of the given type on path:
 // a one-shot watch's channel receives an EventNotWatching and closes; a
 // persistent watch's Events channel closes with Err() nil. [ErrNoWatcher] if

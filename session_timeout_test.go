@@ -93,8 +93,15 @@ func TestSessionTimeoutNegotiation(t *testing.T) {
 					if got := s.Timeout(); got != a.want {
 						t.Errorf("NewSession: negotiated %v, want %v", got, a.want)
 					}
+					ss, err := e.NewServerSession(ctx, nil, opts...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := ss.Timeout(); got != a.want {
+						t.Errorf("NewServerSession: negotiated %v, want %v", got, a.want)
+					}
 					// The replicated session table holds the same value.
-					r, err := e.ResumeSession(ctx, s.ID(), s.Password())
+					r, err := e.ResumeSession(ctx, ss.ID(), ss.Password(), nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -104,7 +111,7 @@ func TestSessionTimeoutNegotiation(t *testing.T) {
 					if err := r.Close(ctx); err != nil {
 						t.Fatal(err)
 					}
-					ro, err := e.ReadOnlySession(0, nil, opts...)
+					ro, err := e.ReadOnlySession(0, nil, nil, opts...)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -124,7 +131,7 @@ func TestSessionTimeoutNegotiation(t *testing.T) {
 func TestSessionTimeoutClampEnforced(t *testing.T) {
 	e := openConfig(t, zoo.Config{TickTime: 50 * time.Millisecond, MaxSessionTimeout: 300 * time.Millisecond})
 	ctx := testCtx(t)
-	s, err := e.NewSession(ctx, zoo.WithSessionTimeout(time.Hour), zoo.WithClientLiveness())
+	s, err := e.NewServerSession(ctx, nil, zoo.WithSessionTimeout(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,11 +175,11 @@ func TestSessionTimeoutReplicatedAsNegotiated(t *testing.T) {
 			}
 			t.Cleanup(func() { e.Close() })
 			ctx := testCtx(t)
-			s, err := e.NewSession(ctx, tc.req...)
+			s, err := e.NewServerSession(ctx, nil, tc.req...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r, err := e.ResumeSession(ctx, s.ID(), s.Password())
+			r, err := e.ResumeSession(ctx, s.ID(), s.Password(), nil)
 			if err != nil {
 				t.Fatalf("resume a session just created (negotiated %v): %v", s.Timeout(), err)
 			}

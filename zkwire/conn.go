@@ -49,7 +49,7 @@ type conn struct {
 	done  chan struct{} // closed by close
 
 	mu        sync.Mutex // guards everything below
-	sess      *zoo.Session
+	sess      *zoo.ServerSession
 	timeout   time.Duration // negotiated session timeout
 	out       [][]byte      // frames waiting for the writer
 	outBytes  int
@@ -85,7 +85,7 @@ func newConn(s *Server, nc net.Conn, ip string) *conn {
 }
 
 // session returns the connection's session, nil before the handshake.
-func (c *conn) session() *zoo.Session {
+func (c *conn) session() *zoo.ServerSession {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.sess
@@ -302,7 +302,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		// The session expires a timeout after the client was last heard from
-		// (WithClientLiveness); a socket silent that long is dropped too.
+		// (a server session); a socket silent that long is dropped too.
 		c.nc.SetReadDeadline(time.Now().Add(timeout))
 		frame, err := c.readFrame(nil)
 		if err == nil {
@@ -367,7 +367,7 @@ func (c *conn) handshake(frame []byte) bool {
 			return false
 		}
 	}
-	var s *zoo.Session
+	var s *zoo.ServerSession
 	timeout := zoo.WithSessionTimeout(time.Duration(req.TimeOut) * time.Millisecond)
 	switch {
 	case c.srv.readOnly.Load() && !req.ReadOnly:
@@ -379,11 +379,11 @@ func (c *conn) handshake(frame []byte) bool {
 		// Not replicated: a new session gets a local id; a client that had a
 		// read-write session keeps its id (checked against this replica's
 		// copy of the session table) so that it can resume it read-write later.
-		s, err = ens.ReadOnlySession(req.SessionID, req.Passwd, timeout, zoo.WithWatcher(c))
+		s, err = ens.ReadOnlySession(req.SessionID, req.Passwd, c, timeout)
 	case req.SessionID == 0:
-		s, err = ens.NewSession(ctx, timeout, zoo.WithWatcher(c), zoo.WithClientLiveness())
+		s, err = ens.NewServerSession(ctx, c, timeout)
 	default:
-		s, err = ens.ResumeSession(ctx, req.SessionID, req.Passwd, zoo.WithWatcher(c), zoo.WithClientLiveness())
+		s, err = ens.ResumeSession(ctx, req.SessionID, req.Passwd, c)
 	}
 	if req.SessionID != 0 && errors.Is(err, zoo.ErrSessionExpired) {
 		c.enqueue(jute.ConnectResponse{Passwd: make([]byte, 16), HasReadOnly: req.HasReadOnly}.Frame())
@@ -430,7 +430,7 @@ func (c *conn) handshake(frame []byte) bool {
 
 // watchSession closes the connection when its session ends (expired, moved
 // to another connection, or the replica closed), after writing what is queued.
-func (c *conn) watchSession(s *zoo.Session) {
+func (c *conn) watchSession(s *zoo.ServerSession) {
 	defer c.srv.wg.Done()
 	select {
 	case <-s.Done():

@@ -388,7 +388,7 @@ func (s *Server) dump() string {
 	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
 	defer cancel()
 	var b strings.Builder
-	var sessions []*zoo.Session
+	var sessions []*zoo.ServerSession
 	for _, c := range s.connList() {
 		if sess := c.session(); sess != nil {
 			sessions = append(sessions, sess)

@@ -49,7 +49,7 @@ const (
 // handler decodes one request body from r and runs it. It returns the reply
 // body (written after a ReplyHeader with err 0; nil for none) or an error
 // that process maps to a code or to closing the connection.
-type handler func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error)
+type handler func(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error)
 
 // handlers serve the opcodes of internal/jute. The server-internal ones
 // (notification 0, deleteContainer 20, createSession -10) and sasl (102) are
@@ -176,7 +176,7 @@ func opName(op int32) string {
 }
 
 // outcome maps a request's error to the reply code and what happens next.
-func (c *conn) outcome(s *zoo.Session, err error) (zoo.Code, after) {
+func (c *conn) outcome(s *zoo.ServerSession, err error) (zoo.Code, after) {
 	switch {
 	case err == nil:
 		return zoo.CodeOK, keepOpen
@@ -210,7 +210,7 @@ func (c *conn) outcome(s *zoo.Session, err error) (zoo.Code, after) {
 // letting a client name its own IP would defeat ip ACLs); x509 likewise
 // re-adds the identity of the connection's verified client certificate, and
 // fails without one. Anything else is ZAUTHFAILED and the connection closes.
-func (c *conn) auth(s *zoo.Session, r *jute.Reader) (zoo.Code, after) {
+func (c *conn) auth(s *zoo.ServerSession, r *jute.Reader) (zoo.Code, after) {
 	_ = r.Int() // type, always 0
 	scheme := r.UString()
 	data := r.Buffer()
@@ -284,7 +284,7 @@ func (c *conn) readCreate(op int32, r *jute.Reader) (zoo.CreateOp, error) {
 }
 
 func opCreateFn(op int32) handler {
-	return func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	return func(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 		cop, err := c.readCreate(op, r)
 		if err != nil {
 			return nil, err
@@ -300,7 +300,7 @@ func opCreateFn(op int32) handler {
 	}
 }
 
-func handleDelete(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleDelete(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, version := r.UString(), r.Int()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -308,7 +308,7 @@ func handleDelete(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) 
 	return nil, s.Delete(ctx, path, version)
 }
 
-func handleExists(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleExists(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, watch := r.UString(), r.Bool()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -319,7 +319,7 @@ func handleExists(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) 
 	if watch {
 		// The watch is set even when the node is absent.
 		undo := c.trackWatch(path, kindData)
-		if ok, st, err = s.ExistsWatched(ctx, path); err != nil {
+		if ok, st, err = s.ExistsNotify(ctx, path); err != nil {
 			undo()
 		}
 	} else {
@@ -334,7 +334,7 @@ func handleExists(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) 
 	return func(w *jute.Writer) { w.Stat(st) }, nil
 }
 
-func handleGetData(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleGetData(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, watch := r.UString(), r.Bool()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -344,7 +344,7 @@ func handleGetData(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader)
 	var err error
 	if watch {
 		undo := c.trackWatch(path, kindData)
-		if data, st, err = s.GetWatched(ctx, path); err != nil {
+		if data, st, err = s.GetNotify(ctx, path); err != nil {
 			undo()
 		}
 	} else {
@@ -356,7 +356,7 @@ func handleGetData(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader)
 	return func(w *jute.Writer) { w.Buffer(data); w.Stat(st) }, nil
 }
 
-func handleSetData(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleSetData(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, data, version := r.UString(), r.Buffer(), r.Int()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -368,7 +368,7 @@ func handleSetData(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader)
 	return func(w *jute.Writer) { w.Stat(st) }, nil
 }
 
-func handleGetACL(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleGetACL(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path := r.UString()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -380,7 +380,7 @@ func handleGetACL(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) 
 	return func(w *jute.Writer) { w.ACLs(acl); w.Stat(st) }, nil
 }
 
-func handleSetACL(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleSetACL(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, acl, version := r.UString(), r.ACLs(), r.Int()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -394,7 +394,7 @@ func handleSetACL(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) 
 
 // handleGetChildren serves getChildren(8) (names) and getChildren2(12) (names and Stat).
 func handleGetChildren(withStat bool) handler {
-	return func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	return func(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 		path, watch := r.UString(), r.Bool()
 		if r.Err != nil {
 			return nil, jute.ErrMarshal
@@ -404,7 +404,7 @@ func handleGetChildren(withStat bool) handler {
 		var err error
 		if watch {
 			undo := c.trackWatch(path, kindChild)
-			if names, st, err = s.ChildrenWatched(ctx, path); err != nil {
+			if names, st, err = s.ChildrenNotify(ctx, path); err != nil {
 				undo()
 			}
 		} else {
@@ -422,7 +422,7 @@ func handleGetChildren(withStat bool) handler {
 	}
 }
 
-func handleSync(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleSync(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path := r.UString()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -434,7 +434,7 @@ func handleSync(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (f
 }
 
 // handleMulti serves multi(14): all-or-nothing, per-op results, header err 0.
-func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleMulti(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	type sub struct {
 		typ int32
 		op  zoo.Op
@@ -554,7 +554,7 @@ func handleMulti(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (
 }
 
 // handleMultiRead serves multiRead(22): independent reads, no watches.
-func handleMultiRead(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleMultiRead(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	var ops []zoo.ReadOp
 	for {
 		typ, done, _ := r.Int(), r.Bool(), r.Int()
@@ -616,7 +616,7 @@ func readWatcherType(r *jute.Reader) (string, zoo.WatcherType, error) {
 	return path, typ, nil
 }
 
-func handleCheckWatches(_ context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleCheckWatches(_ context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, typ, err := readWatcherType(r)
 	if err != nil {
 		return nil, err
@@ -630,7 +630,7 @@ func handleCheckWatches(_ context.Context, _ *conn, s *zoo.Session, r *jute.Read
 	return nil, nil
 }
 
-func handleRemoveWatches(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleRemoveWatches(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, typ, err := readWatcherType(r)
 	if err != nil {
 		return nil, err
@@ -642,7 +642,7 @@ func handleRemoveWatches(ctx context.Context, c *conn, s *zoo.Session, r *jute.R
 	return nil, nil
 }
 
-func handleAddWatch(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleAddWatch(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path, mode := r.UString(), zoo.WatchMode(r.Int())
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -652,7 +652,7 @@ func handleAddWatch(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader
 		kind = kindRecursive
 	}
 	undo := c.trackWatch(path, kind)
-	if err := s.AddSessionWatch(ctx, path, mode); err != nil {
+	if err := s.AddWatchNotify(ctx, path, mode); err != nil {
 		undo()
 		return nil, err
 	}
@@ -663,7 +663,7 @@ func handleAddWatch(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader
 // handleSetWatches serves setWatches(101) and setWatches2(105): re-arm the
 // watches of a reconnecting client, with catch-up events for what it missed.
 func handleSetWatches(v2 bool) handler {
-	return func(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+	return func(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 		ws := zoo.WatchSet{RelativeZxid: r.Long(), Data: r.Strings(), Exist: r.Strings(), Child: r.Strings()}
 		if v2 {
 			ws.Persistent, ws.Recursive = r.Strings(), r.Strings()
@@ -695,7 +695,7 @@ func handleSetWatches(v2 bool) handler {
 	}
 }
 
-func handleGetEphemerals(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleGetEphemerals(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	prefix := r.UString()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -710,7 +710,7 @@ func handleGetEphemerals(ctx context.Context, _ *conn, s *zoo.Session, r *jute.R
 	return func(w *jute.Writer) { w.Strings(paths) }, nil
 }
 
-func handleAllChildren(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleAllChildren(ctx context.Context, _ *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	path := r.UString()
 	if r.Err != nil {
 		return nil, jute.ErrMarshal
@@ -724,7 +724,7 @@ func handleAllChildren(ctx context.Context, _ *conn, s *zoo.Session, r *jute.Rea
 
 // handleWhoAmI returns the connection's identities as ClientInfo{scheme,
 // user}; digest ids show their user name, as ZooKeeper's providers do.
-func handleWhoAmI(_ context.Context, _ *conn, s *zoo.Session, _ *jute.Reader) (func(*jute.Writer), error) {
+func handleWhoAmI(_ context.Context, _ *conn, s *zoo.ServerSession, _ *jute.Reader) (func(*jute.Writer), error) {
 	if err := s.Err(); err != nil {
 		return nil, err
 	}

@@ -34,7 +34,7 @@ type pipeline struct {
 }
 
 // pipelinable reports whether a request frame is a write that may overlap.
-func pipelinable(frame []byte, s *zoo.Session) bool {
+func pipelinable(frame []byte, s *zoo.ServerSession) bool {
 	if len(frame) < 8 || s == nil || s.ReadOnly() {
 		return false
 	}

@@ -63,7 +63,7 @@ type memberStep struct {
 // /zookeeper/config (the super user may; its ACL is read-only for everyone
 // else, as in ZooKeeper). The reply is GetDataResponse{new config, Stat of
 // /zookeeper/config}.
-func handleReconfig(ctx context.Context, c *conn, s *zoo.Session, r *jute.Reader) (func(*jute.Writer), error) {
+func handleReconfig(ctx context.Context, c *conn, s *zoo.ServerSession, r *jute.Reader) (func(*jute.Writer), error) {
 	if !c.srv.cfg.ReconfigEnabled {
 		return nil, zoo.ErrReconfigDisabled
 	}

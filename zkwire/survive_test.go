@@ -14,7 +14,7 @@ import (
 // (Not parallel: it adds two opcodes to the package's tables for its duration.)
 func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
 	const inLoop, pipelined int32 = 9998, 9999
-	boom := func(context.Context, *conn, *zoo.Session, *jute.Reader) (func(*jute.Writer), error) {
+	boom := func(context.Context, *conn, *zoo.ServerSession, *jute.Reader) (func(*jute.Writer), error) {
 		panic("boom")
 	}
 	handlers[inLoop], handlers[pipelined] = boom, boom

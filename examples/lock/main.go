@@ -108,7 +108,7 @@ func fencedIncrement(ctx context.Context, s *zoo.Session, by string, token int64
 type worker struct {
 	name    string
 	replica string
-	s       *zoo.Session
+	s       *zoo.ServerSession
 	m       *recipe.Mutex
 	stop    chan struct{} // closed to stop the heartbeat
 	once    sync.Once
@@ -117,8 +117,8 @@ type worker struct {
 func (w *worker) String() string { return fmt.Sprintf("[%s @ replica %s]", w.name, w.replica) }
 
 // heartbeat keeps the session alive the way a client's pings keep a
-// ZooKeeper session alive: the session was opened with
-// zoo.WithClientLiveness, so it expires a timeout after the last Touch.
+// ZooKeeper session alive: it is a server session (the kind zkwire holds
+// for a remote client), so it expires a timeout after the last Touch.
 func (w *worker) heartbeat(every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -150,20 +150,20 @@ func run(ctx context.Context, out io.Writer) error {
 
 	var ws []*worker
 	for i := range cl.Replicas {
-		s, err := cl.Session(ctx, i, zoo.WithClientLiveness())
+		s, err := cl.ServerSession(ctx, i)
 		if err != nil {
 			return err
 		}
 		w := &worker{name: fmt.Sprintf("worker-%d", i+1), replica: cl.Replicas[i].ID(), s: s, stop: make(chan struct{})}
-		if w.m, err = recipe.NewMutex(s, lockPath, recipe.WithNodeData([]byte(w.name))); err != nil {
+		if w.m, err = recipe.NewMutex(s.Session, lockPath, recipe.WithNodeData([]byte(w.name))); err != nil {
 			return err
 		}
 		go w.heartbeat(demo.DefaultTick / 2)
 		defer w.freeze()
-		defer demo.CloseSession(s)
+		defer demo.CloseSession(s.Session)
 		ws = append(ws, w)
 	}
-	if err := ensureCounter(ctx, ws[0].s); err != nil {
+	if err := ensureCounter(ctx, ws[0].s.Session); err != nil {
 		return err
 	}
 	log.Printf("counter %s = %s", counterPath, record{})
@@ -188,7 +188,7 @@ func run(ctx context.Context, out io.Writer) error {
 					if n := inside.Add(1); n != 1 {
 						log.Printf("%s VIOLATION: %d holders at once", w, n)
 					}
-					before, after, err := fencedIncrement(ctx, w.s, w.name, w.m.Token())
+					before, after, err := fencedIncrement(ctx, w.s.Session, w.name, w.m.Token())
 					if err != nil {
 						return fmt.Errorf("%s increment: %w", w, err)
 					}
@@ -219,7 +219,7 @@ func run(ctx context.Context, out io.Writer) error {
 	for i := 1; i < len(tokens); i++ {
 		rising = rising && tokens[i] > tokens[i-1]
 	}
-	final, err := readCounter(ctx, ws[0].s)
+	final, err := readCounter(ctx, ws[0].s.Session)
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s lock: %w", next, err)
 	}
-	before, after, err := fencedIncrement(ctx, next.s, next.name, next.m.Token())
+	before, after, err := fencedIncrement(ctx, next.s.Session, next.name, next.m.Token())
 	if err != nil {
 		return fmt.Errorf("%s increment: %w", next, err)
 	}
@@ -291,7 +291,7 @@ func run(ctx context.Context, out io.Writer) error {
 	if !errors.Is(err, recipe.ErrLost) {
 		return fmt.Errorf("unlock after expiry: %v", err)
 	}
-	final, err = readCounter(ctx, next.s)
+	final, err = readCounter(ctx, next.s.Session)
 	if err != nil {
 		return err
 	}

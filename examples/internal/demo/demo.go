@@ -330,6 +330,18 @@ func (c *Cluster) Session(ctx context.Context, i int, opts ...zoo.SessionOption)
 	return s, nil
 }
 
+// ServerSession opens a session on replica i whose life follows its
+// Touch calls, as a remote client's follows its pings.
+func (c *Cluster) ServerSession(ctx context.Context, i int) (*zoo.ServerSession, error) {
+	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
+	defer cancel()
+	s, err := c.Replicas[i].NewServerSession(ctx, nil, zoo.WithSessionTimeout(DefaultSessionTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("session on replica %s: %w", c.Replicas[i].ID(), err)
+	}
+	return s, nil
+}
+
 // Describe is the "ensemble up" line of a one-process demo.
 func (c *Cluster) Describe() string {
 	leader := "none yet"

@@ -7,16 +7,23 @@ import (
 	"time"
 )
 
-// This file is the seam for protocol servers (the ZooKeeper wire server in
-// zkwire): sessions that outlive one connection and can move between
-// replicas, and watches delivered to one per-session Watcher in apply order,
-// as ZooKeeper delivers them to one connection.
+// ServerSession is a session that a protocol server (the ZooKeeper wire
+// server in zkwire) holds for a remote client. It is a [Session] with what
+// only such a server needs: watches reported to one Watcher in apply order,
+// as ZooKeeper delivers them to one connection; a life that follows the
+// client's activity ([ServerSession.Touch]); and a session that outlives one
+// connection and can move between replicas ([Ensemble.ResumeSession]).
+// An embedder that is not serving remote clients wants [Session].
+type ServerSession struct {
+	*Session
+}
 
-// Watcher receives the events of a session's watched reads ([Session.GetWatched]
-// and friends). Notify is called from the replica's apply loop, in zxid order,
-// while a lock is held: it must not block and must not call into zoo.
-// One notification per (path, event type) reaches a Watcher, however many
-// watches on that path fired, as ZooKeeper does for one connection.
+// Watcher receives the events of a server session's watches
+// ([ServerSession.GetNotify] and friends). Notify is called from the
+// replica's apply loop, in zxid order, while a lock is held: it must not
+// block and must not call into zoo. One notification per (path, event type)
+// reaches a Watcher, however many watches on that path fired, as ZooKeeper
+// does for one connection.
 //
 // One event is not ZooKeeper's: EventNotWatching with Err [ErrWatchReset]
 // says the replica had to install a snapshot and the session's persistent
@@ -26,28 +33,29 @@ type Watcher interface {
 	Notify(Event)
 }
 
-// WithWatcher gives the session a Watcher for GetWatched, ExistsWatched,
-// ChildrenWatched, AddSessionWatch and SetWatches.
-func WithWatcher(w Watcher) SessionOption {
-	return func(o *sessionOptions) { o.watcher = w }
-}
-
-// WithClientLiveness ties the session's life to its client's activity, as a
-// ZooKeeper server does: the session is reported alive only while
-// [Session.Touch] was called within its timeout, and expires a timeout after
-// the last Touch. Without it, a session lives as long as its handle.
-func WithClientLiveness() SessionOption {
-	return func(o *sessionOptions) { o.client = true }
+// NewServerSession creates a session on this replica for a remote client,
+// as a ZooKeeper server does at a client's first connect. Its watches report
+// to w (nil: the session sets none). The session lives while its client is
+// heard from: it is reported alive only while [ServerSession.Touch] was
+// called within its timeout, and expires a timeout after the last Touch.
+func (e *Ensemble) NewServerSession(ctx context.Context, w Watcher, opts ...SessionOption) (*ServerSession, error) {
+	o := e.sessionOptions(opts)
+	o.watcher, o.client = w, true
+	s, err := e.newSession(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	return &ServerSession{s}, nil
 }
 
 // Touch records that the session's client was just heard from (any request
 // or ping). Cheap: an atomic store.
-func (s *Session) Touch() {
+func (s *ServerSession) Touch() {
 	s.heard.Store(int64(time.Since(s.born)))
 }
 
 // errNoWatcher: a watched call on a session without a Watcher.
-var errNoWatcher = fmt.Errorf("%w: session has no Watcher (see WithWatcher)", ErrBadArguments)
+var errNoWatcher = fmt.Errorf("%w: session has no Watcher", ErrBadArguments)
 
 // sessionSink adapts a session's Watcher to the registry. There is one per
 // Session handle, so the registry's per-watcher dedup gives ZooKeeper's
@@ -74,8 +82,8 @@ func (s *Session) watchSink() (watcher, error) {
 	return s.sink, nil
 }
 
-// GetWatched is Get that sets a data watch reported to the session's Watcher.
-func (s *Session) GetWatched(ctx context.Context, path string) ([]byte, Stat, error) {
+// GetNotify is Get that sets a data watch reported to the session's Watcher.
+func (s *ServerSession) GetNotify(ctx context.Context, path string) ([]byte, Stat, error) {
 	w, err := s.watchSink()
 	if err != nil {
 		return nil, Stat{}, pathErr("get", path, err)
@@ -83,9 +91,9 @@ func (s *Session) GetWatched(ctx context.Context, path string) ([]byte, Stat, er
 	return s.get(ctx, path, w)
 }
 
-// ExistsWatched is Exists that sets a watch (even on an absent node) reported
+// ExistsNotify is Exists that sets a watch (even on an absent node) reported
 // to the session's Watcher.
-func (s *Session) ExistsWatched(ctx context.Context, path string) (bool, Stat, error) {
+func (s *ServerSession) ExistsNotify(ctx context.Context, path string) (bool, Stat, error) {
 	w, err := s.watchSink()
 	if err != nil {
 		return false, Stat{}, pathErr("exists", path, err)
@@ -93,8 +101,8 @@ func (s *Session) ExistsWatched(ctx context.Context, path string) (bool, Stat, e
 	return s.exists(ctx, path, w)
 }
 
-// ChildrenWatched is Children that sets a child watch reported to the session's Watcher.
-func (s *Session) ChildrenWatched(ctx context.Context, path string) ([]string, Stat, error) {
+// ChildrenNotify is Children that sets a child watch reported to the session's Watcher.
+func (s *ServerSession) ChildrenNotify(ctx context.Context, path string) ([]string, Stat, error) {
 	w, err := s.watchSink()
 	if err != nil {
 		return nil, Stat{}, pathErr("children", path, err)
@@ -102,8 +110,8 @@ func (s *Session) ChildrenWatched(ctx context.Context, path string) ([]string, S
 	return s.children(ctx, path, w)
 }
 
-// AddSessionWatch adds a persistent watch reported to the session's Watcher.
-func (s *Session) AddSessionWatch(ctx context.Context, path string, mode WatchMode) error {
+// AddWatchNotify adds a persistent watch reported to the session's Watcher.
+func (s *ServerSession) AddWatchNotify(ctx context.Context, path string, mode WatchMode) error {
 	w, err := s.watchSink()
 	if err != nil {
 		return pathErr("addWatch", path, err)
@@ -122,12 +130,6 @@ func (s *Session) AddSessionWatch(ctx context.Context, path string, mode WatchMo
 	})
 }
 
-// HasWatches reports whether this session handle has a watch of typ on path
-// (ZooKeeper's checkWatches).
-func (s *Session) HasWatches(path string, typ WatcherType) bool {
-	return s.e.watches.has(s, path, typ)
-}
-
 // WatchSet is what a reconnecting client asks to re-arm (ZooKeeper's SetWatches2).
 type WatchSet struct {
 	RelativeZxid int64 // the last zxid the client saw
@@ -142,7 +144,7 @@ type WatchSet struct {
 // and reports at once, to the Watcher, what it missed since RelativeZxid
 // (ZooKeeper's DataTree.setWatches rules). All of it happens against one view
 // of the tree, so nothing can slip between the check and the re-arming.
-func (s *Session) SetWatches(ctx context.Context, ws WatchSet) error {
+func (s *ServerSession) SetWatches(ctx context.Context, ws WatchSet) error {
 	w, err := s.watchSink()
 	if err != nil {
 		return err
@@ -196,10 +198,10 @@ func (s *Session) SetWatches(ctx context.Context, ws WatchSet) error {
 
 // Password returns the session's 16-byte password: with the ID it lets a
 // client resume the session on any replica ([Ensemble.ResumeSession]).
-func (s *Session) Password() []byte { return append([]byte(nil), s.password...) }
+func (s *ServerSession) Password() []byte { return append([]byte(nil), s.password...) }
 
 // AuthIDs returns the identities the session authenticated as (ZooKeeper's whoAmI).
-func (s *Session) AuthIDs() []ID { return s.authIDs() }
+func (s *ServerSession) AuthIDs() []ID { return s.authIDs() }
 
 // ResumeSession takes over a live session on this replica, as a ZooKeeper
 // client reconnecting to another server does. A wrong password, or a session
@@ -208,7 +210,10 @@ func (s *Session) AuthIDs() []ID { return s.authIDs() }
 // client re-arms them ([Session.SetWatches]). The replica first catches up
 // with the leader, as a ZooKeeper follower revalidates a reconnecting session
 // with its leader, so a session that expired anywhere is refused here too.
-func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte, opts ...SessionOption) (*Session, error) {
+//
+// The resumed session reports its watches to w and lives while its client is
+// heard from, as [Ensemble.NewServerSession]'s.
+func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte, w Watcher) (*ServerSession, error) {
 	if e.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -221,10 +226,7 @@ func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte,
 	if err := e.sync(ctx); err != nil {
 		return nil, err
 	}
-	o := sessionOptions{}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := sessionOptions{watcher: w, client: true}
 	e.fsm.mu.RLock()
 	entry := e.fsm.sessions[id]
 	var timeout int32
@@ -249,14 +251,14 @@ func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte,
 		e.sessionsEnded([]endedSession{{id: id, expired: true}})
 		return nil, ErrSessionExpired
 	}
-	return s, nil
+	return &ServerSession{s}, nil
 }
 
 // Detach lets go of this handle without closing the session, as a ZooKeeper
 // server does when a client's connection drops: the handle's watches end, this
 // replica stops reporting the session alive, and the session expires after its
 // timeout unless a client resumes it. Later calls on the handle return ErrClosed.
-func (s *Session) Detach() { s.detach(ErrClosed) }
+func (s *ServerSession) Detach() { s.detach(ErrClosed) }
 
 func (s *Session) detach(reason error) {
 	s.e.mu.Lock()
@@ -273,10 +275,3 @@ func (s *Session) detach(reason error) {
 	s.mu.Unlock()
 	s.e.watches.removeHandle(s)
 }
-
-// Serving reports whether this replica is part of a working quorum (it knows a
-// leader). Cheap enough to poll.
-func (e *Ensemble) Serving() bool { return e.serving() }
-
-// LastZxid returns the zxid of the last transaction this replica applied.
-func (e *Ensemble) LastZxid() int64 { return int64(e.fsm.appliedIndex()) }

@@ -34,8 +34,8 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 	ctx := testCtx(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)
-	s := sess(t, c, f[0], zoo.WithSessionTimeout(2*time.Second))
-	mustCreate(t, ctx, s, "/owned", nil, zoo.ModeEphemeral)
+	s := serverSess(t, c, f[0], nil, zoo.WithSessionTimeout(2*time.Second))
+	mustCreate(t, ctx, s.Session, "/owned", nil, zoo.ModeEphemeral)
 	id, pw := s.ID(), s.Password()
 
 	// The client's connection to its replica drops: the session stays.
@@ -46,23 +46,25 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 
 	bad := slices.Clone(pw)
 	bad[0] ^= 1
-	if _, err := c.Replica(f[1]).ResumeSession(ctx, id, bad); !errors.Is(err, zoo.ErrSessionExpired) {
+	if _, err := c.Replica(f[1]).ResumeSession(ctx, id, bad, nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("wrong password: got %v, want ErrSessionExpired", err)
 	}
-	if _, err := c.Replica(f[1]).ResumeSession(ctx, id+1000, pw); !errors.Is(err, zoo.ErrSessionExpired) {
+	if _, err := c.Replica(f[1]).ResumeSession(ctx, id+1000, pw, nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("unknown session: got %v, want ErrSessionExpired", err)
 	}
 
-	r, err := c.Replica(f[1]).ResumeSession(ctx, id, pw)
+	r, err := c.Replica(f[1]).ResumeSession(ctx, id, pw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.ID() != id {
 		t.Fatalf("resumed id %#x, want %#x", r.ID(), id)
 	}
-	// Kept alive by its new replica well past the timeout, ephemeral intact.
+	// Kept alive through its new replica well past the timeout while its
+	// client pings, ephemeral intact.
 	deadline := time.Now().Add(3 * r.Timeout())
 	for time.Now().Before(deadline) {
+		r.Touch()
 		if r.Err() != nil {
 			t.Fatalf("resumed session ended: %v", r.Err())
 		}
@@ -76,7 +78,7 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 	}
 
 	// Resuming again on the same replica moves the session off the old handle.
-	r2, err := c.Replica(f[1]).ResumeSession(ctx, id, pw)
+	r2, err := c.Replica(f[1]).ResumeSession(ctx, id, pw, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +92,7 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 	if err := c.Replica(f[0]).WaitServing(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Replica(f[0]).ResumeSession(ctx, id, pw); !errors.Is(err, zoo.ErrSessionExpired) {
+	if _, err := c.Replica(f[0]).ResumeSession(ctx, id, pw, nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("closed session: got %v, want ErrSessionExpired", err)
 	}
 }
@@ -98,44 +100,44 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 func TestDetachedSessionExpires(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
 	ctx := testCtx(t)
-	s := sess(t, c, 0, zoo.WithSessionTimeout(500*time.Millisecond))
-	mustCreate(t, ctx, s, "/gone-soon", nil, zoo.ModeEphemeral)
+	s := serverSess(t, c, 0, nil, zoo.WithSessionTimeout(500*time.Millisecond))
+	mustCreate(t, ctx, s.Session, "/gone-soon", nil, zoo.ModeEphemeral)
 	s.Detach()
 	eventually(t, 10*time.Second, "detached session's ephemeral removed", func() bool {
 		return !existsOn(t, ctx, c, 1, "/gone-soon")
 	})
-	if _, err := c.Replica(2).ResumeSession(ctx, s.ID(), s.Password()); !errors.Is(err, zoo.ErrSessionExpired) {
+	if _, err := c.Replica(2).ResumeSession(ctx, s.ID(), s.Password(), nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("resume after expiry: got %v, want ErrSessionExpired", err)
 	}
 }
 
 func TestWatcherGetsOneEventPerPathAndType(t *testing.T) {
-	e, err := zoo.Open(zoo.Config{TickTime: 50 * time.Millisecond})
+	e, err := zoo.Open(zoo.Config{TickTime: 50 * time.Millisecond, MaxSessionTimeout: time.Minute}) // no Touch needed
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer e.Close()
 	ctx := testCtx(t)
 	rec := &recorder{}
-	s, err := e.NewSession(ctx, zoo.WithWatcher(rec))
+	s, err := e.NewServerSession(ctx, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	plain, err := e.NewSession(ctx)
+	blind, err := e.NewServerSession(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := plain.GetWatched(ctx, "/"); !errors.Is(err, zoo.ErrBadArguments) {
-		t.Fatalf("GetWatched without Watcher: got %v, want ErrBadArguments", err)
+	if _, _, err := blind.GetNotify(ctx, "/"); !errors.Is(err, zoo.ErrBadArguments) {
+		t.Fatalf("GetNotify without Watcher: got %v, want ErrBadArguments", err)
 	}
-	mustCreate(t, ctx, s, "/n", []byte("a"), zoo.ModePersistent)
-	if _, _, err := s.GetWatched(ctx, "/n"); err != nil {
+	mustCreate(t, ctx, s.Session, "/n", []byte("a"), zoo.ModePersistent)
+	if _, _, err := s.GetNotify(ctx, "/n"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.ExistsWatched(ctx, "/n"); err != nil {
+	if _, _, err := s.ExistsNotify(ctx, "/n"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.ChildrenWatched(ctx, "/"); err != nil {
+	if _, _, err := s.ChildrenNotify(ctx, "/"); err != nil {
 		t.Fatal(err)
 	}
 	if !s.HasWatches("/n", zoo.WatcherData) || s.HasWatches("/n", zoo.WatcherChildren) {
@@ -162,7 +164,7 @@ func TestWatcherGetsOneEventPerPathAndType(t *testing.T) {
 }
 
 func TestSetWatchesCatchesUp(t *testing.T) {
-	e, err := zoo.Open(zoo.Config{TickTime: 50 * time.Millisecond})
+	e, err := zoo.Open(zoo.Config{TickTime: 50 * time.Millisecond, MaxSessionTimeout: time.Minute}) // no Touch needed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func TestSetWatchesCatchesUp(t *testing.T) {
 	mustCreate(t, ctx, w, "/parent/kid", nil, zoo.ModePersistent)
 
 	rec := &recorder{}
-	s, err := e.NewSession(ctx, zoo.WithWatcher(rec))
+	s, err := e.NewServerSession(ctx, rec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,18 +230,24 @@ func stripZxid(evs []zoo.Event) []zoo.Event {
 	return out
 }
 
-// With client liveness a session lives while its client is heard from, and
-// expires about one timeout after the last Touch, like a ZooKeeper client
-// that went silent.
+// A server session lives while its client is heard from, and expires about
+// one timeout after the last Touch, like a ZooKeeper client that went silent;
+// an embedded session lives as long as its replica reports it.
 func TestClientLivenessFollowsTouches(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
 	ctx := testCtx(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)[0]
 	const timeout = 600 * time.Millisecond
-	s := sess(t, c, f, zoo.WithSessionTimeout(timeout), zoo.WithClientLiveness())
+	var s *zoo.ServerSession
+	if err := retry(ctx, func() (err error) {
+		s, err = c.Replica(f).NewServerSession(ctx, nil, zoo.WithSessionTimeout(timeout))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
 	embedded := sess(t, c, f, zoo.WithSessionTimeout(timeout))
-	mustCreate(t, ctx, s, "/client-eph", nil, zoo.ModeEphemeral)
+	mustCreate(t, ctx, s.Session, "/client-eph", nil, zoo.ModeEphemeral)
 
 	// Touched for four timeouts: alive.
 	until := time.Now().Add(4 * timeout)
@@ -268,6 +276,6 @@ func TestClientLivenessFollowsTouches(t *testing.T) {
 		t.Fatal("expired session's ephemeral is still there")
 	}
 	if err := embedded.Err(); err != nil {
-		t.Fatalf("an embedded session without client liveness ended: %v", err)
+		t.Fatalf("an embedded session ended: %v", err)
 	}
 }
