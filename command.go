@@ -178,7 +178,7 @@ func decodeOp(d *dec) Op {
 // replica that forwarded the write, so it has an encoding too.
 type applyResult struct {
 	index   uint64
-	term    uint64     // the entry's term: with index, a commit notice (commit_notice.go)
+	term    uint64     // the entry's term: with index, a commit notice (commit_notice_follower.go)
 	err     error      // whole-command error (session expired, bad command)
 	results []OpResult // one per op; for a failed multi, ZooKeeper's 0/code/-2 pattern
 	// createSession

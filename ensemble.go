@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
@@ -30,7 +31,7 @@ type Ensemble struct {
 	fsm       *fsm
 	watches   *watchRegistry
 	transport Transport
-	notices   *noticeTransport // slips commit notices into raft (commit_notice.go)
+	notices   *noticeTransport // slips commit notices into raft (commit_notice_follower.go)
 	logs      raft.LogStore
 	closeLogs func() error
 	tracker   *sessionTracker
@@ -79,51 +80,79 @@ func Open(cfg Config) (*Ensemble, error) {
 	return e, nil
 }
 
+// open starts the replica's parts in order; on error, release undoes them.
 func (e *Ensemble) open() error {
-	cfg := e.cfg
-	hlog := newHCLogger(cfg.Logger, "raft")
+	hlog := newHCLogger(e.cfg.Logger, "raft")
+	stable, snaps, err := e.openStores(hlog)
+	if err != nil {
+		return err
+	}
+	if err := e.openTransport(hlog); err != nil {
+		return err
+	}
+	raftTrans, notices := newNoticeTransport(e.transport.Raft())
+	e.notices = notices
+	e.newStateMachine()
+	rc := e.raftConfig(hlog)
+	if err := e.bootstrapIfNew(rc, stable, snaps, raftTrans); err != nil {
+		return err
+	}
+	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, raftTrans)
+	if err != nil {
+		return fmt.Errorf("zoo: start raft: %w", err)
+	}
+	e.raft = r
+	e.admitting.Store(r)
+	notices.setLastIndex(r.LastIndex)
+	e.startLoops(hlog)
+	return nil
+}
 
-	var snaps raft.SnapshotStore
-	var stable raft.StableStore
+// openStores opens the raft log (bbolt behind a cache of recent entries),
+// the stable store and the snapshots in Dir, or in memory without one.
+func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.SnapshotStore, error) {
+	cfg := e.cfg
 	if cfg.Dir == "" {
 		mem := raft.NewInmemStore()
-		e.logs, stable = mem, mem
-		snaps = raft.NewInmemSnapshotStore()
-	} else {
-		if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
-			return fmt.Errorf("zoo: create data dir: %w", err)
-		}
-		store, err := raftboltdb.New(raftboltdb.Options{
-			Path:        filepath.Join(cfg.Dir, "raft.db"),
-			BoltOptions: &bbolt.Options{Timeout: time.Second},
-		})
-		if err != nil {
-			if errors.Is(err, bolterrors.ErrTimeout) {
-				return fmt.Errorf("%w: %s", ErrDirLocked, cfg.Dir)
-			}
-			return fmt.Errorf("zoo: open raft log in %s: %w", cfg.Dir, err)
-		}
-		// Recent entries from memory: the leader reads every entry back to
-		// replicate it, and followers check the previous entry of each append.
-		cached, err := raft.NewLogCache(logCacheSize, store)
-		if err != nil {
-			store.Close()
-			return fmt.Errorf("zoo: raft log cache: %w", err)
-		}
-		e.logs, stable, e.closeLogs = cached, store, store.Close
-		fss, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hlog)
-		if err != nil {
-			return fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
-		}
-		snaps = fss
+		e.logs = mem
+		return mem, raft.NewInmemSnapshotStore(), nil
 	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("zoo: create data dir: %w", err)
+	}
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(cfg.Dir, "raft.db"),
+		BoltOptions: &bbolt.Options{Timeout: time.Second},
+	})
+	if err != nil {
+		if errors.Is(err, bolterrors.ErrTimeout) {
+			return nil, nil, fmt.Errorf("%w: %s", ErrDirLocked, cfg.Dir)
+		}
+		return nil, nil, fmt.Errorf("zoo: open raft log in %s: %w", cfg.Dir, err)
+	}
+	// Recent entries from memory: the leader reads every entry back to
+	// replicate it, and followers check the previous entry of each append.
+	cached, err := raft.NewLogCache(logCacheSize, store)
+	if err != nil {
+		store.Close()
+		return nil, nil, fmt.Errorf("zoo: raft log cache: %w", err)
+	}
+	e.logs, e.closeLogs = cached, store.Close
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hlog)
+	if err != nil {
+		return nil, nil, fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
+	}
+	return store, snaps, nil
+}
 
+// openTransport takes the configured transport, opens the TCP port, or, for
+// a lone in-memory replica that nobody will ever dial, an in-memory one.
+func (e *Ensemble) openTransport(hlog hclog.Logger) error {
 	switch {
-	case cfg.Transport != nil:
-		e.transport = cfg.Transport
-	case cfg.BindAddr == "":
-		// A lone in-memory replica: nobody else will ever dial it.
-		ep, err := memnet.New().Endpoint(raft.ServerAddress("zoo-" + cfg.ID))
+	case e.cfg.Transport != nil:
+		e.transport = e.cfg.Transport
+	case e.cfg.BindAddr == "":
+		ep, err := memnet.New().Endpoint(raft.ServerAddress("zoo-" + e.cfg.ID))
 		if err != nil {
 			return err
 		}
@@ -135,18 +164,24 @@ func (e *Ensemble) open() error {
 		}
 		e.transport = t
 	}
+	return nil
+}
 
-	raftTrans, notices := newNoticeTransport(e.transport.Raft())
-	e.notices = notices
-
+// newStateMachine builds the FSM with its watch registry, and the leader's
+// commit notices that follow its applies.
+func (e *Ensemble) newStateMachine() {
 	e.watches = newWatchRegistry()
 	e.fsm = newFSM(e.watches, e.logger)
 	e.fsm.onSessionsEnded = e.sessionsEnded
 	e.commits = newCommitBroadcaster(e)
-	if cfg.hooks == nil || !cfg.hooks.noCommitBroadcast {
+	if e.cfg.hooks == nil || !e.cfg.hooks.noCommitBroadcast {
 		e.fsm.onApplied = e.commits.applied
 	}
+}
 
+// raftConfig derives raft's timing from TickTime.
+func (e *Ensemble) raftConfig(hlog hclog.Logger) *raft.Config {
+	cfg := e.cfg
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hlog
@@ -166,43 +201,49 @@ func (e *Ensemble) open() error {
 	if cfg.hooks != nil && cfg.hooks.tuneRaft != nil {
 		cfg.hooks.tuneRaft(rc)
 	}
+	return rc
+}
 
+// bootstrapIfNew writes the initial configuration (Peers, or this replica
+// alone) into stores that hold no state, unless the replica joins.
+//
+// Bootstrap writes into the stores before raft starts. Bootstrapping a
+// running raft instead races with the members that started first: their
+// leader may already have replicated to us, and the bootstrap then fails with
+// "bootstrap only works on new clusters".
+func (e *Ensemble) bootstrapIfNew(rc *raft.Config, stable raft.StableStore, snaps raft.SnapshotStore, trans raft.Transport) error {
+	cfg := e.cfg
 	existing, err := raft.HasExistingState(e.logs, stable, snaps)
 	if err != nil {
 		return fmt.Errorf("zoo: inspect data dir: %w", err)
 	}
-	// Bootstrap writes the initial configuration into the stores before raft
-	// starts. Bootstrapping a running raft instead races with the members
-	// that started first: their leader may already have replicated to us,
-	// and the bootstrap then fails with "bootstrap only works on new clusters".
-	if !existing && !cfg.Join {
-		if err := checkSelfListed(cfg, string(e.transport.Raft().LocalAddr())); err != nil {
-			return err
-		}
-		peers := cfg.Peers
-		if len(peers) == 0 {
-			peers = []Peer{{ID: cfg.ID, Addr: string(e.transport.Raft().LocalAddr())}}
-		}
-		var servers []raft.Server
-		for _, p := range peers {
-			s := raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter}
-			if p.Observer {
-				s.Suffrage = raft.Nonvoter
-			}
-			servers = append(servers, s)
-		}
-		if err := raft.BootstrapCluster(rc, e.logs, stable, snaps, raftTrans, raft.Configuration{Servers: servers}); err != nil {
-			return fmt.Errorf("zoo: bootstrap: %w", err)
-		}
+	if existing || cfg.Join {
+		return nil
 	}
-	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, raftTrans)
-	if err != nil {
-		return fmt.Errorf("zoo: start raft: %w", err)
+	if err := checkSelfListed(cfg, string(e.transport.Raft().LocalAddr())); err != nil {
+		return err
 	}
-	e.raft = r
-	e.admitting.Store(r)
-	notices.setLastIndex(r.LastIndex)
+	peers := cfg.Peers
+	if len(peers) == 0 {
+		peers = []Peer{{ID: cfg.ID, Addr: string(e.transport.Raft().LocalAddr())}}
+	}
+	var servers []raft.Server
+	for _, p := range peers {
+		s := raft.Server{ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.Addr), Suffrage: raft.Voter}
+		if p.Observer {
+			s.Suffrage = raft.Nonvoter
+		}
+		servers = append(servers, s)
+	}
+	if err := raft.BootstrapCluster(rc, e.logs, stable, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+		return fmt.Errorf("zoo: bootstrap: %w", err)
+	}
+	return nil
+}
 
+// startLoops starts what runs beside raft: the peer RPC server, session
+// liveness and expiry, reaping, commit notices and the leader watch.
+func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.tracker = newSessionTracker(e)
 	e.goRun(func() {
 		peer.Serve(e.ctx, e.transport.Listener(), e.handleRPC, e.startRPC, rpcCodeOf, hlog.Named("rpc"))
@@ -212,7 +253,6 @@ func (e *Ensemble) open() error {
 	e.goRun(e.reapLoop)
 	e.goRun(e.commits.run)
 	e.goRun(e.watchLeader)
-	return nil
 }
 
 // checkSelfListed refuses Peers that list this replica on another port than
@@ -491,128 +531,4 @@ func (e *Ensemble) await(f raft.Future) error {
 	case <-e.ctx.Done():
 		return ErrClosed
 	}
-}
-
-// Peer RPC methods.
-const (
-	rpcApply byte = iota + 1
-	rpcTouch
-	rpcSyncIndex
-	rpcMembership
-	rpcCommitNotice
-)
-
-// rpcCodeOf maps errors onto the wire of the peer RPC: ZooKeeper codes, plus
-// two private positive codes that must not be confused with any of them.
-func rpcCodeOf(err error) int32 {
-	switch {
-	case errors.Is(err, errNotLeader), errors.Is(err, errNoLeader):
-		return 1
-	case errors.Is(err, ErrClosed):
-		return 2
-	case errors.Is(err, ErrNotServing):
-		return 3
-	}
-	return int32(CodeOf(err))
-}
-
-func rpcErrFromCode(code int32, msg string) error {
-	switch code {
-	case 1:
-		return errNotLeader
-	case 2, 3:
-		// The peer is shutting down or lost its quorum: retry elsewhere.
-		return errNotLeader
-	}
-	return remoteErr(Code(code), msg)
-}
-
-// startRPC starts a forwarded write in the order it arrived (see rpcStarter):
-// writes a follower forwards one after another are appended in that order.
-func (e *Ensemble) startRPC(ctx context.Context, method byte, payload []byte) func() ([]byte, error) {
-	if method != rpcApply {
-		return nil
-	}
-	if e.closed.Load() {
-		return func() ([]byte, error) { return nil, ErrClosed }
-	}
-	if e.raft.State() != raft.Leader {
-		return func() ([]byte, error) { return nil, errNotLeader }
-	}
-	f := e.startApply(ctx, payload)
-	return func() ([]byte, error) {
-		res, err := e.finishApply(f)
-		if err != nil {
-			return nil, err
-		}
-		return encodeResult(res), nil
-	}
-}
-
-// forwardApply sends a write to the leader; queued, if not nil, is called
-// once the request is queued on the connection (see peer.Client.CallQueued). If
-// the connection breaks after the request left, the outcome is unknown
-// (ErrConnectionLoss).
-func (e *Ensemble) forwardApply(ctx context.Context, leader raft.ServerAddress, b []byte, queued func()) (*applyResult, error) {
-	out, err := e.client(leader).CallQueued(ctx, rpcApply, b, queued)
-	if err != nil {
-		if errors.Is(err, peer.ErrNotSent) {
-			return nil, errNoLeader // nothing left this replica: retry
-		}
-		if errors.Is(err, peer.ErrUnavailable) {
-			return nil, fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leader, err)
-		}
-		return nil, err
-	}
-	return decodeResult(out)
-}
-
-func (e *Ensemble) client(addr raft.ServerAddress) *peer.Client {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	c := e.clients[addr]
-	if c == nil {
-		c = peer.NewClient(func(ctx context.Context) (net.Conn, error) { return e.transport.Dial(ctx, addr) }, rpcErrFromCode)
-		e.clients[addr] = c
-	}
-	return c
-}
-
-// handleRPC serves requests from other replicas.
-func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) ([]byte, error) {
-	if e.closed.Load() {
-		return nil, ErrClosed
-	}
-	switch method {
-	case rpcTouch:
-		touches, err := decodeTouches(payload)
-		if err != nil {
-			return nil, err
-		}
-		if e.raft.State() != raft.Leader {
-			return nil, errNotLeader
-		}
-		e.tracker.touch(touches)
-		return nil, nil
-	case rpcSyncIndex:
-		target, commit, term, err := e.leaderSyncIndex()
-		if err != nil {
-			return nil, err
-		}
-		enc := &enc{}
-		enc.u64(target)
-		enc.u64(commit)
-		enc.u64(term)
-		return enc.b, nil
-	case rpcMembership:
-		return nil, e.applyMembership(payload)
-	case rpcCommitNotice:
-		n, err := decodeCommitNotice(payload)
-		if err != nil {
-			return nil, err
-		}
-		e.noticeCommit(n)
-		return nil, nil
-	}
-	return nil, ErrUnimplemented
 }

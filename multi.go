@@ -55,3 +55,23 @@ type OpResult struct {
 	Stat *Stat  // for CreateOp and SetDataOp
 	Err  error
 }
+
+// ReadOp is one read of [Session.MultiRead]: [GetDataOp] or [GetChildrenOp].
+type ReadOp interface{ isReadOp() }
+
+// GetDataOp reads a znode's data in a MultiRead.
+type GetDataOp struct{ Path string }
+
+// GetChildrenOp lists a znode's children in a MultiRead.
+type GetChildrenOp struct{ Path string }
+
+func (GetDataOp) isReadOp()     {}
+func (GetChildrenOp) isReadOp() {}
+
+// ReadResult is the outcome of one ReadOp; each succeeds or fails on its own.
+type ReadResult struct {
+	Data     []byte   // GetDataOp
+	Children []string // GetChildrenOp
+	Stat     Stat
+	Err      error
+}

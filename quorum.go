@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/zooraft/zoo/internal/peer"
 )
 
 // Role is a replica's part in the ensemble, as "Mode:" in ZooKeeper's srvr
@@ -185,16 +183,7 @@ func (e *Ensemble) sync(ctx context.Context) error {
 		case id == raft.ServerID(e.cfg.ID):
 			target, _, _, err = e.leaderSyncIndex()
 		default:
-			var out []byte
-			out, err = e.client(addr).Call(ctx, rpcSyncIndex, nil)
-			if err == nil {
-				d := &dec{b: out}
-				target = d.u64()
-				commit, term := d.u64(), d.u64()
-				if err = d.err; err == nil {
-					e.noticeCommit(commitNotice{index: commit, term: term, leaderID: id, leaderAddr: addr})
-				}
-			}
+			target, err = e.askSyncIndex(ctx, id, addr)
 		}
 		if err == nil {
 			return e.fsm.waitApplied(ctx, target)
@@ -308,10 +297,7 @@ func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) err
 	if addr == "" && (op == memberAddVoter || op == memberAddObserver) {
 		return fmt.Errorf("%w: member address is empty", ErrBadArguments)
 	}
-	b := &enc{}
-	b.u8(op)
-	b.str(id)
-	b.str(addr)
+	req := encodeMembership(op, id, addr)
 	var since time.Time
 	for attempt := 0; ; attempt++ {
 		if e.closed.Load() {
@@ -323,15 +309,9 @@ func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) err
 		case leader == "":
 			err = errNoLeader
 		case leader == raft.ServerID(e.cfg.ID):
-			err = e.applyMembership(b.b)
+			err = e.applyMembership(req)
 		default:
-			_, err = e.client(leaderAddr).Call(ctx, rpcMembership, b.b)
-			switch {
-			case errors.Is(err, peer.ErrNotSent):
-				err = errNoLeader // the leader is gone; nothing was sent: retry
-			case errors.Is(err, peer.ErrUnavailable):
-				err = fmt.Errorf("%w: leader %s: %v", ErrConnectionLoss, leaderAddr, err)
-			}
+			err = e.forwardMembership(ctx, leaderAddr, req)
 		}
 		if err == nil || !(errors.Is(err, errNoLeader) || errors.Is(err, errNotLeader)) {
 			return err
@@ -352,16 +332,14 @@ func (e *Ensemble) membership(ctx context.Context, op byte, id, addr string) err
 
 // applyMembership runs a membership change on the leader.
 func (e *Ensemble) applyMembership(payload []byte) error {
-	d := &dec{b: payload}
-	op, id, addr := d.u8(), raft.ServerID(d.str()), raft.ServerAddress(d.str())
-	if d.err != nil {
-		return ErrMarshallingError
+	op, id, addr, err := decodeMembership(payload)
+	if err != nil {
+		return err
 	}
 	if e.raft.State() != raft.Leader {
 		return errNotLeader
 	}
 	timeout := 10 * e.cfg.TickTime
-	var err error
 	switch op {
 	case memberAddVoter:
 		err = e.await(e.raft.AddVoter(id, addr, 0, timeout))

@@ -367,26 +367,6 @@ func (s *Session) AllChildrenNumber(ctx context.Context, path string) (n int, er
 	return n, err
 }
 
-// ReadOp is one read of [Session.MultiRead]: [GetDataOp] or [GetChildrenOp].
-type ReadOp interface{ isReadOp() }
-
-// GetDataOp reads a znode's data in a MultiRead.
-type GetDataOp struct{ Path string }
-
-// GetChildrenOp lists a znode's children in a MultiRead.
-type GetChildrenOp struct{ Path string }
-
-func (GetDataOp) isReadOp()     {}
-func (GetChildrenOp) isReadOp() {}
-
-// ReadResult is the outcome of one ReadOp; each succeeds or fails on its own.
-type ReadResult struct {
-	Data     []byte   // GetDataOp
-	Children []string // GetChildrenOp
-	Stat     Stat
-	Err      error
-}
-
 // MultiRead runs several reads against one consistent view of the local tree
 // (ZooKeeper's multiRead; reads are independent: one failing does not fail the rest).
 func (s *Session) MultiRead(ctx context.Context, ops ...ReadOp) ([]ReadResult, error) {

@@ -52,29 +52,6 @@ func (t *sessionTracker) touch(touches []sessionTouch) {
 	t.e.fsm.mu.RUnlock()
 }
 
-func encodeTouches(touches []sessionTouch) []byte {
-	b := &enc{}
-	b.u32(uint32(len(touches)))
-	for _, tc := range touches {
-		b.i64(tc.id)
-		b.i64(tc.idle.Milliseconds())
-	}
-	return b.b
-}
-
-func decodeTouches(p []byte) ([]sessionTouch, error) {
-	d := &dec{b: p}
-	n := d.count(16)
-	out := make([]sessionTouch, 0, n)
-	for i := 0; i < n; i++ {
-		out = append(out, sessionTouch{id: d.i64(), idle: time.Duration(d.i64()) * time.Millisecond})
-	}
-	if d.err != nil {
-		return nil, ErrMarshallingError
-	}
-	return out, nil
-}
-
 // run checks for expired sessions every half tick while this replica leads.
 func (t *sessionTracker) run() {
 	tick := time.NewTicker(t.e.cfg.TickTime / 2)
@@ -173,10 +150,7 @@ func (e *Ensemble) touchLoop() {
 		case id == raft.ServerID(e.cfg.ID):
 			e.tracker.touch(touches)
 		default:
-			ctx, cancel := context.WithTimeout(e.ctx, e.cfg.TickTime/2)
-			_, err := e.client(addr).Call(ctx, rpcTouch, encodeTouches(touches))
-			cancel()
-			if err != nil {
+			if err := e.sendTouches(addr, touches); err != nil {
 				e.logger.Debug("zoo: touch failed", "leader", addr, "err", err)
 			}
 		}

@@ -1,13 +1,13 @@
 package zoo
 
 import (
-	"context"
 	"time"
 
 	"github.com/hashicorp/raft"
 )
 
-// commitBroadcaster is the leader's half of commit notices (commit_notice.go):
+// commitBroadcaster is the leader's half of commit notices (commit_notice_follower.go
+// explains them):
 // after every batch its FSM applies, each follower is told "applied up to N,
 // of my term" over the peer RPC, as ZooKeeper's leader sends COMMIT. One
 // notice is in flight per follower at a time; commits made meanwhile coalesce
@@ -95,7 +95,7 @@ func (b *commitBroadcaster) send(addr raft.ServerAddress, s *noticeSender) {
 		case <-s.kick:
 		}
 		// Only an entry of this leader's own term: the notice speaks as the
-		// leader of that term (commit_notice.go). The term is read before and
+		// leader of that term (commit_notice_follower.go). The term is read before and
 		// after the state, so this replica did lead in it.
 		term0 := e.raft.CurrentTerm()
 		leads := e.raft.State() == raft.Leader
@@ -104,10 +104,7 @@ func (b *commitBroadcaster) send(addr raft.ServerAddress, s *noticeSender) {
 			continue
 		}
 		n := commitNotice{index: index, term: term, leaderID: raft.ServerID(e.cfg.ID), leaderAddr: raft.ServerAddress(e.Addr())}
-		ctx, cancel := context.WithTimeout(e.ctx, e.cfg.TickTime)
-		_, err := e.client(addr).Call(ctx, rpcCommitNotice, encodeCommitNotice(n))
-		cancel()
-		if err == nil {
+		if err := e.sendCommitNotice(addr, n); err == nil {
 			sent = index
 			continue
 		}

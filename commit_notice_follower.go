@@ -1,13 +1,15 @@
 package zoo
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
 
+// This file is the follower's half of commit notices; the leader's is
+// commit_notice_leader.go, their encoding peer_rpc.go.
+//
 // Commit notices let a follower apply a committed entry as soon as it hears
 // that it committed, instead of at raft's next replication round.
 //
@@ -205,25 +207,4 @@ func (e *Ensemble) noticeCommit(n commitNotice) {
 		return
 	}
 	e.notices.notify(n)
-}
-
-func encodeCommitNotice(n commitNotice) []byte {
-	e := &enc{}
-	e.u64(n.index)
-	e.u64(n.term)
-	e.str(string(n.leaderID))
-	e.str(string(n.leaderAddr))
-	return e.b
-}
-
-func decodeCommitNotice(b []byte) (commitNotice, error) {
-	d := &dec{b: b}
-	n := commitNotice{index: d.u64(), term: d.u64(), leaderID: raft.ServerID(d.str()), leaderAddr: raft.ServerAddress(d.str())}
-	if d.err != nil {
-		return commitNotice{}, d.err
-	}
-	if len(d.b) != 0 {
-		return commitNotice{}, fmt.Errorf("%w: %d trailing bytes in a commit notice", errCorrupt, len(d.b))
-	}
-	return n, nil
 }
