@@ -18,8 +18,9 @@
 // mutual TLS 1.3 and admits only replicas whose certificate names a member;
 // without it a replica admits connections from members' addresses only,
 // which is enough on a trusted network and no more. Sessions authenticate
-// with [Session.AddAuth] (digest, ip, and x509 for clients that proved a
-// certificate, see [X509ID]); ACLs decide what each identity may do.
+// with [Session.AddAuth] (digest, ip); a protocol server authenticates a
+// client that proved a certificate as x509 ([ServerSession.AddX509Auth],
+// [X509ID]). ACLs decide what each identity may do.
 //
 // # Sessions
 //
