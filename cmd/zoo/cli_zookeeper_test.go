@@ -17,35 +17,34 @@ import (
 // getEphemerals, getAllChildrenNumber, whoami, a chroot), each script run
 // three ways: zkCli.sh against a real Apache ZooKeeper 3.8 (the reference),
 // zoo cli against the same ZooKeeper, and zoo cli against zoo
-// (TestCliCommands). The first must print the case's zkCli transcript, the
+// (TestCliCommandsPrintTranscripts), for the transcripts in testdata/cli of
+// those commands. The first must print the case's zkCli transcript, the
 // second the case's zoo cli transcript; TestCliCommandsMatchZkCli closes the
 // square with zkCli.sh against zoo.
 func TestCliNewCommandsMatchZooKeeper(t *testing.T) {
 	cli := needTool(t, zkCli, "zookeeper")
 	s := startRealZooKeeper(t)
-	newCommands := []string{"addWatch", "removewatches", "getEphemerals and getAllChildrenNumber", "whoami", "chroot"}
+	newCommands := []string{"addWatch", "removewatches", "getEphemerals_and_getAllChildrenNumber", "whoami", "chroot"}
 	ran := 0
-	for _, c := range cliCases() {
-		if !slices.Contains(newCommands, c.name) {
+	for _, tr := range loadTranscripts(t) {
+		if !slices.Contains(newCommands, tr.name) {
 			continue
 		}
 		ran++
-		t.Run(c.name, func(t *testing.T) {
-			zkWant, zkExit := c.want, c.exit
-			if c.zk != nil {
-				zkWant, zkExit = c.zk.out, c.zk.exit
-			}
+		t.Run(tr.name, func(t *testing.T) {
+			zkWant, zkExit := tr.zkWant()
+			script := tr.script()
 			for _, run := range []struct {
 				who  string
 				want string
 				exit int
 				cmd  func() (string, int)
 			}{
-				{"zkCli.sh", zkWant, zkExit, func() (string, int) { return runZkCli(t, cli, s.addr+c.chroot, c.script) }},
-				{"zoo cli", c.want, c.exit, func() (string, int) { return runZooCli(s.addr+c.chroot, c.script) }},
+				{"zkCli.sh", zkWant, zkExit, func() (string, int) { return runZkCli(t, cli, s.addr+tr.chroot, script) }},
+				{"zoo cli", tr.want(), tr.exit, func() (string, int) { return runZooCli(s.addr+tr.chroot, script) }},
 			} {
 				s.reset(t)
-				s.create(t, c.setup...)
+				s.create(t, tr.setup...)
 				out, code := run.cmd()
 				// Events are compared apart: zkCli.sh prints them from a
 				// thread of its own, and ZooKeeper may order the events of
@@ -63,7 +62,7 @@ func TestCliNewCommandsMatchZooKeeper(t *testing.T) {
 		})
 	}
 	if ran != len(newCommands) {
-		t.Fatalf("ran %d cases of %d: a case was renamed", ran, len(newCommands))
+		t.Fatalf("ran %d cases of %d: a testdata/cli file was renamed", ran, len(newCommands))
 	}
 }
 
