@@ -12,19 +12,20 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/memnet"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
 // Bad input gets a clear typed error and changes nothing, through a follower.
 func TestBadInputLeavesStateUnchanged(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	f := followers(c, c.WaitLeader())[0]
 	s := sess(t, c, f)
 	for _, p := range []string{"/bad", "/bad/node"} {
 		mustCreate(t, ctx, s, p, []byte("data"), zoo.ModePersistent)
 	}
-	if err := retry(ctx, func() error { _, err := s.Set(ctx, "/bad/node", []byte("v1"), 0); return err }, zoo.ErrBadVersion); err != nil {
+	if err := zootest.Retry(ctx, func() error { _, err := s.Set(ctx, "/bad/node", []byte("v1"), 0); return err }, zoo.ErrBadVersion); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, ctx, s, "/bad/eph", nil, zoo.ModeEphemeral)
@@ -82,7 +83,7 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 		{"empty ACL", func() error { _, err := s.Create(ctx, "/bad/acl", nil, zoo.ModePersistent, []zoo.ACL{}); return err }, zoo.ErrInvalidACL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := retry(ctx, tc.call) // rides out a leader change
+			err := zootest.Retry(ctx, tc.call) // rides out a leader change
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
@@ -106,7 +107,7 @@ func TestBadInputLeavesStateUnchanged(t *testing.T) {
 // the owner closed it), and Close stays idempotent.
 func TestSessionClosedCalls(t *testing.T) {
 	e := openMem(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +139,7 @@ func TestSessionClosedCalls(t *testing.T) {
 // After Ensemble.Close every method returns ErrClosed and Close is idempotent.
 func TestEnsembleClosedCalls(t *testing.T) {
 	e := openMem(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +229,7 @@ func TestOpenLockedDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Close() })
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +339,7 @@ func TestZeroConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +372,7 @@ func TestCloseEndsInflightWrites(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := testCtx(t)
+		ctx := testkit.Context(t)
 		const writers = 16
 		sessions := make([]*zoo.Session, writers)
 		for i := range sessions {
@@ -444,7 +445,7 @@ func TestSelfListedByHostName(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if err := e.WaitServing(testCtx(t)); err != nil {
+	if err := e.WaitServing(testkit.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -453,7 +454,7 @@ func TestSelfListedByHostName(t *testing.T) {
 // PathError without a path reads "op: reason".
 func TestMultiReadErrorIsAPathError(t *testing.T) {
 	e := openMem(t)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -9,18 +9,19 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
 func TestStatusOfACluster(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	at := c.WaitLeader()
 	s := sess(t, c, at)
 	mustCreate(t, ctx, s, "/status", nil, zoo.ModePersistent)
 	var sts []zoo.Status
 	leader := -1
-	eventually(t, 10*time.Second, "every replica agrees on one leader", func() bool {
+	testkit.Eventually(t, 10*time.Second, "every replica agrees on one leader", func() bool {
 		sts, leader = sts[:0], -1
 		for i := 0; i < c.Size(); i++ {
 			st, err := c.Replica(i).Status()
@@ -66,12 +67,12 @@ func TestStatusOfACluster(t *testing.T) {
 	// A replica cut off from the quorum says so.
 	f := followers(c, leader)[0]
 	c.Isolate(f)
-	eventually(t, 5*time.Second, "isolated replica reports not serving", func() bool {
+	testkit.Eventually(t, 5*time.Second, "isolated replica reports not serving", func() bool {
 		st, err := c.Replica(f).Status()
 		return err == nil && st.Role == zoo.RoleNotServing && !st.Serving && st.LeaderID == ""
 	})
 	c.Heal()
-	eventually(t, 10*time.Second, "healed replica follows again", func() bool {
+	testkit.Eventually(t, 10*time.Second, "healed replica follows again", func() bool {
 		st, err := c.Replica(f).Status()
 		return err == nil && st.Role == zoo.RoleFollower && st.LeaderID != ""
 	})
@@ -106,7 +107,7 @@ func membersOf(st zoo.Status) []string {
 }
 
 func TestMembershipOverTCP(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	// Replica 1 bootstraps alone; the others join through it.
 	e1 := tcpReplica(t, "1", false)
 	if err := e1.WaitServing(ctx); err != nil {
@@ -115,14 +116,14 @@ func TestMembershipOverTCP(t *testing.T) {
 	replicas := map[string]*zoo.Ensemble{"1": e1}
 	for _, id := range []string{"2", "3"} {
 		e := tcpReplica(t, id, true)
-		if err := retry(ctx, func() error { return e1.AddVoter(ctx, id, e.Addr()) }); err != nil {
+		if err := zootest.Retry(ctx, func() error { return e1.AddVoter(ctx, id, e.Addr()) }); err != nil {
 			t.Fatalf("AddVoter %s: %v", id, err)
 		}
 		replicas[id] = e
 	}
 	// An observer, added through a follower (forwarded to the leader).
 	e4 := tcpReplica(t, "4", true)
-	if err := retry(ctx, func() error { return replicas["2"].AddObserver(ctx, "4", e4.Addr()) }); err != nil {
+	if err := zootest.Retry(ctx, func() error { return replicas["2"].AddObserver(ctx, "4", e4.Addr()) }); err != nil {
 		t.Fatalf("AddObserver: %v", err)
 	}
 	replicas["4"] = e4
@@ -138,7 +139,7 @@ func TestMembershipOverTCP(t *testing.T) {
 	// converge waits until every replica reports leader and members as given.
 	converge := func(leader string, members []string) {
 		t.Helper()
-		eventually(t, 15*time.Second, fmt.Sprintf("all agree on leader %s and members %v", leader, members), func() bool {
+		testkit.Eventually(t, 15*time.Second, fmt.Sprintf("all agree on leader %s and members %v", leader, members), func() bool {
 			for _, e := range replicas {
 				st, err := e.Status()
 				if err != nil || st.LeaderID != leader || !slices.Equal(membersOf(st), members) {
@@ -157,17 +158,17 @@ func TestMembershipOverTCP(t *testing.T) {
 
 	// Writes through the observer reach everyone; reads on the observer work.
 	var obs *zoo.Session
-	if err := retry(ctx, func() (err error) { obs, err = e4.NewSession(ctx); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() (err error) { obs, err = e4.NewSession(ctx); return err }); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, ctx, obs, "/via-observer", []byte("o"), zoo.ModePersistent)
 	for id, e := range replicas {
 		var s *zoo.Session
-		if err := retry(ctx, func() (err error) { s, err = e.NewSession(ctx); return err }); err != nil {
+		if err := zootest.Retry(ctx, func() (err error) { s, err = e.NewSession(ctx); return err }); err != nil {
 			t.Fatal(err)
 		}
 		var data []byte
-		err := retry(ctx, func() (err error) {
+		err := zootest.Retry(ctx, func() (err error) {
 			if err := s.Sync(ctx, "/"); err != nil {
 				return err
 			}
@@ -192,7 +193,7 @@ func TestMembershipOverTCP(t *testing.T) {
 		t.Fatalf("transfer to an unknown member: %v", err)
 	}
 	// The observer's session survived the leader change.
-	if err := retry(ctx, func() error {
+	if err := zootest.Retry(ctx, func() error {
 		_, err := obs.Set(ctx, "/via-observer", []byte("after transfer"), 0)
 		return err
 	}, zoo.ErrBadVersion); err != nil {
@@ -200,12 +201,12 @@ func TestMembershipOverTCP(t *testing.T) {
 	}
 
 	// Removing members shrinks the configuration.
-	if err := retry(ctx, func() error { return replicas["1"].RemoveMember(ctx, "3") }); err != nil {
+	if err := zootest.Retry(ctx, func() error { return replicas["1"].RemoveMember(ctx, "3") }); err != nil {
 		t.Fatalf("RemoveMember 3: %v", err)
 	}
 	replicas["3"].Close()
 	delete(replicas, "3")
-	if err := retry(ctx, func() error { return replicas["2"].RemoveMember(ctx, "4") }); err != nil {
+	if err := zootest.Retry(ctx, func() error { return replicas["2"].RemoveMember(ctx, "4") }); err != nil {
 		t.Fatalf("RemoveMember 4: %v", err)
 	}
 	e4.Close()
@@ -214,12 +215,12 @@ func TestMembershipOverTCP(t *testing.T) {
 
 	// Two voters left: both are needed, and they still serve.
 	var s *zoo.Session
-	if err := retry(ctx, func() (err error) { s, err = replicas["1"].NewSession(ctx); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() (err error) { s, err = replicas["1"].NewSession(ctx); return err }); err != nil {
 		t.Fatal(err)
 	}
 	var data []byte
 	var st zoo.Stat
-	err := retry(ctx, func() (err error) {
+	err := zootest.Retry(ctx, func() (err error) {
 		if err := s.Sync(ctx, "/"); err != nil {
 			return err
 		}
@@ -236,11 +237,11 @@ func TestMembershipOverTCP(t *testing.T) {
 // replica closes, never with a nil error as if it had been done.
 func TestMembershipChangeEndsWithClose(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	f := followers(c, c.WaitLeader())[0]
 	e := c.Replica(f)
 	c.Isolate(f)
-	eventually(t, 5*time.Second, "isolated replica stops serving", func() bool {
+	testkit.Eventually(t, 5*time.Second, "isolated replica stops serving", func() bool {
 		st, err := e.Status()
 		return err == nil && !st.Serving
 	})
@@ -275,7 +276,7 @@ func TestStatusLeaderSince(t *testing.T) {
 		return st.LeaderSince
 	}
 	for i := 0; i < c.Size(); i++ {
-		eventually(t, 10*time.Second, "LeaderSince set", func() bool { return !since(i).IsZero() })
+		testkit.Eventually(t, 10*time.Second, "LeaderSince set", func() bool { return !since(i).IsZero() })
 	}
 	before := since(leader)
 	if time.Since(before) < 0 {
@@ -284,10 +285,10 @@ func TestStatusLeaderSince(t *testing.T) {
 	stopped := time.Now()
 	c.Stop(leader)
 	next := c.WaitLeader()
-	eventually(t, 10*time.Second, "new leader's LeaderSince", func() bool { return since(next).After(stopped) })
+	testkit.Eventually(t, 10*time.Second, "new leader's LeaderSince", func() bool { return since(next).After(stopped) })
 	for _, i := range followers(c, next) {
 		if i != leader {
-			eventually(t, 10*time.Second, "follower's LeaderSince", func() bool { return since(i).After(stopped) })
+			testkit.Eventually(t, 10*time.Second, "follower's LeaderSince", func() bool { return since(i).After(stopped) })
 		}
 	}
 }

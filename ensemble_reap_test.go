@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -13,7 +14,7 @@ import (
 // nodes left childless past their TTL, as replicated deletes every replica sees.
 func TestLeaderReapsContainersAndTTLNodes(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{ContainerCheckInterval: 50 * time.Millisecond})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	s := sess(t, c, followers(c, leader)[0])
 
@@ -32,7 +33,7 @@ func TestLeaderReapsContainersAndTTLNodes(t *testing.T) {
 	// The expired TTL node going proves the reaper ran after everything above
 	// existed: the nodes that must stay are checked right then.
 	for i := 0; i < c.Size(); i++ {
-		eventually(t, 10*time.Second, "expired TTL node reaped", func() bool { return !existsOn(t, ctx, c, i, "/ttl") })
+		testkit.Eventually(t, 10*time.Second, "expired TTL node reaped", func() bool { return !existsOn(t, ctx, c, i, "/ttl") })
 	}
 	for _, p := range []string{"/box", "/unused", "/ttl-parent"} {
 		if !existsOn(t, ctx, c, leader, p) {
@@ -43,7 +44,7 @@ func TestLeaderReapsContainersAndTTLNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := 0; i < c.Size(); i++ {
-		eventually(t, 10*time.Second, "emptied container reaped on every replica", func() bool {
+		testkit.Eventually(t, 10*time.Second, "emptied container reaped on every replica", func() bool {
 			return !existsOn(t, ctx, c, i, "/box")
 		})
 		for _, p := range []string{"/unused", "/ttl-parent"} {
@@ -60,7 +61,7 @@ func TestTTLValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -56,7 +57,7 @@ func writeLoad(t *testing.T, ctx context.Context, c *zootest.Cluster, prefix str
 			for k := w; k < n; k += writers {
 				p := fmt.Sprintf("%s/n%04d", prefix, k)
 				if _, err := s.Create(ctx, p, []byte(p), zoo.ModePersistent, nil); err != nil {
-					if isUnknownOutcome(err) {
+					if zootest.UnknownOutcome(err) {
 						continue
 					}
 					t.Errorf("create %s: %v", p, err)
@@ -76,7 +77,7 @@ func writeLoad(t *testing.T, ctx context.Context, c *zootest.Cluster, prefix str
 						zoo.CreateOp{Path: p + "/child", Data: []byte{}},
 						zoo.SetDataOp{Path: p, Data: []byte("multi"), Version: 0})
 				}
-				if err != nil && !isUnknownOutcome(err) {
+				if err != nil && !zootest.UnknownOutcome(err) {
 					t.Errorf("op %d on %s: %v", k%5, p, err)
 					return
 				}
@@ -100,10 +101,10 @@ func TestRestartWholeEnsemble(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var dirs sync.Map
 			c := newCluster(t, 3, recordDirs(zootest.Options{SnapshotThreshold: tc.threshold}, &dirs))
-			ctx := testCtx(t)
+			ctx := testkit.Context(t)
 			writeLoad(t, ctx, c, "/restart", 150)
 			if tc.threshold > 0 {
-				eventually(t, 15*time.Second, "a snapshot on every replica", func() bool {
+				testkit.Eventually(t, 15*time.Second, "a snapshot on every replica", func() bool {
 					for i := 0; i < c.Size(); i++ {
 						if len(snapshotsIn(t, &dirs, i)) == 0 {
 							return false
@@ -142,10 +143,10 @@ func TestAddedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	// snapshot: well below the number written here, so the log the new
 	// replica would need is gone and it must install a snapshot.
 	c := newCluster(t, 3, recordDirs(zootest.Options{SnapshotThreshold: 64}, &dirs))
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	writeLoad(t, ctx, c, "/big", 250)
 	leader := c.WaitLeader()
-	eventually(t, 15*time.Second, "a snapshot on the leader", func() bool {
+	testkit.Eventually(t, 15*time.Second, "a snapshot on the leader", func() bool {
 		return len(snapshotsIn(t, &dirs, leader)) > 0
 	})
 	writeLoad(t, ctx, c, "/more", 20)
@@ -157,7 +158,7 @@ func TestAddedReplicaCatchesUpFromSnapshot(t *testing.T) {
 	if got := snapshotsIn(t, &dirs, n); len(got) == 0 {
 		t.Fatal("the new replica caught up without installing a snapshot; the test did not test that")
 	}
-	eventually(t, 10*time.Second, "the new replica serves as a member", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the new replica serves as a member", func() bool {
 		st, err := c.Replica(n).Status()
 		return err == nil && st.Serving && st.Role != zoo.RoleObserver && len(st.Members) == 4
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -31,73 +32,13 @@ func newCluster(t *testing.T, n int, opts zootest.Options) *zootest.Cluster {
 	return zootest.New(t, n, opts)
 }
 
-// testCtx bounds everything one test does.
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually polls cond every few milliseconds until it holds, failing the
-// test if it still does not after within.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		<-tk.C
-	}
-}
-
-// isUnknownOutcome reports the errors after which a write may or may not have
-// happened, or that say the replica could not serve it right now.
-func isUnknownOutcome(err error) bool {
-	return errors.Is(err, zoo.ErrConnectionLoss) || errors.Is(err, zoo.ErrNotServing) ||
-		errors.Is(err, zoo.ErrOperationTimeout)
-}
-
-// pause waits a little before a retry, or until ctx ends.
-func pause(ctx context.Context) {
-	select {
-	case <-time.After(10 * time.Millisecond):
-	case <-ctx.Done():
-	}
-}
-
-// retry runs call until its outcome is known: with a 100ms tick on a loaded
-// machine under -race, a leader may step down at any time, and most tests
-// are not about that (the failover tests are, and do not use retry). done
-// lists the errors that, after an unknown outcome, mean an earlier attempt
-// took effect (ErrNodeExists for a create, ...): they count as success then.
-func retry(ctx context.Context, call func() error, done ...error) error {
-	unknown := false
-	for {
-		err := call()
-		if err == nil || !isUnknownOutcome(err) || ctx.Err() != nil {
-			for _, d := range done {
-				if unknown && errors.Is(err, d) {
-					return nil
-				}
-			}
-			return err
-		}
-		unknown = true
-		pause(ctx)
-	}
-}
-
 // sess opens a session on replica i as c.Session does, riding out elections.
 func sess(t *testing.T, c *zootest.Cluster, i int, opts ...zoo.SessionOption) *zoo.Session {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var s *zoo.Session
-	if err := retry(ctx, func() (err error) { s, err = c.Replica(i).NewSession(ctx, opts...); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() (err error) { s, err = c.Replica(i).NewSession(ctx, opts...); return err }); err != nil {
 		t.Fatalf("session on replica %d: %v", i, err)
 	}
 	return s
@@ -111,7 +52,7 @@ func serverSess(t *testing.T, c *zootest.Cluster, i int, w zoo.Watcher, opts ...
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var s *zoo.ServerSession
-	if err := retry(ctx, func() (err error) { s, err = c.Replica(i).NewServerSession(ctx, w, opts...); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() (err error) { s, err = c.Replica(i).NewServerSession(ctx, w, opts...); return err }); err != nil {
 		t.Fatalf("server session on replica %d: %v", i, err)
 	}
 	stop := make(chan struct{})
@@ -134,7 +75,7 @@ func serverSess(t *testing.T, c *zootest.Cluster, i int, w zoo.Watcher, opts ...
 // mustCreate creates a node (riding out elections), failing the test on error.
 func mustCreate(t *testing.T, ctx context.Context, s *zoo.Session, path string, data []byte, mode zoo.CreateMode) {
 	t.Helper()
-	if err := retry(ctx, func() error {
+	if err := zootest.Retry(ctx, func() error {
 		_, err := s.Create(ctx, path, data, mode, nil)
 		return err
 	}, zoo.ErrNodeExists); err != nil {
@@ -187,7 +128,7 @@ func syncedDump(t *testing.T, ctx context.Context, c *zootest.Cluster, i int) ma
 	s := sess(t, c, i)
 	defer s.Close(ctx)
 	var d map[string]znodeInfo
-	err := retry(ctx, func() (err error) {
+	err := zootest.Retry(ctx, func() (err error) {
 		if err := s.Sync(ctx, "/"); err != nil {
 			return err
 		}
@@ -259,7 +200,7 @@ func existsOn(t *testing.T, ctx context.Context, c *zootest.Cluster, i int, path
 	s := sess(t, c, i)
 	defer s.Close(ctx)
 	var ok bool
-	err := retry(ctx, func() (err error) {
+	err := zootest.Retry(ctx, func() (err error) {
 		if err := s.Sync(ctx, "/"); err != nil {
 			return err
 		}
@@ -284,7 +225,7 @@ func followers(c *zootest.Cluster, leader int) []int {
 
 func TestReplicationWriteAnywhereReadEverywhere(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	fs := followers(c, leader)
 	for _, tc := range []struct {
@@ -314,7 +255,7 @@ func TestReplicationWriteAnywhereReadEverywhere(t *testing.T) {
 				r := sess(t, c, i)
 				var data []byte
 				var st zoo.Stat
-				err := retry(ctx, func() (err error) {
+				err := zootest.Retry(ctx, func() (err error) {
 					if err := r.Sync(ctx, "/"); err != nil {
 						return err
 					}
@@ -332,7 +273,7 @@ func TestReplicationWriteAnywhereReadEverywhere(t *testing.T) {
 
 func TestReplicationConcurrentWritersAgree(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	root := sess(t, c, 0)
 	for _, p := range []string{"/conc", "/conc/seq"} {
 		mustCreate(t, ctx, root, p, nil, zoo.ModePersistent)
@@ -359,7 +300,7 @@ func TestReplicationConcurrentWritersAgree(t *testing.T) {
 					if err == nil {
 						return true
 					}
-					if !isUnknownOutcome(err) {
+					if !zootest.UnknownOutcome(err) {
 						t.Errorf("%s: %v", what, err)
 					}
 					mu.Lock()
@@ -444,7 +385,7 @@ func TestReplicationConcurrentWritersAgree(t *testing.T) {
 func TestEphemerals(t *testing.T) {
 	t.Run("Session.Close removes them everywhere", func(t *testing.T) {
 		c := newCluster(t, 3, zootest.Options{})
-		ctx := testCtx(t)
+		ctx := testkit.Context(t)
 		f := followers(c, c.WaitLeader())[0]
 		owner := sess(t, c, f)
 		mustCreate(t, ctx, owner, "/eph", nil, zoo.ModePersistent)
@@ -462,7 +403,7 @@ func TestEphemerals(t *testing.T) {
 			for _, p := range []string{e1, e2} {
 				var ok bool
 				var st zoo.Stat
-				err := retry(ctx, func() (err error) {
+				err := zootest.Retry(ctx, func() (err error) {
 					if err := s.Sync(ctx, "/"); err != nil {
 						return err
 					}
@@ -476,7 +417,7 @@ func TestEphemerals(t *testing.T) {
 			s.Close(ctx)
 		}
 
-		if err := retry(ctx, func() error { return owner.Close(ctx) }); err != nil {
+		if err := zootest.Retry(ctx, func() error { return owner.Close(ctx) }); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -495,7 +436,7 @@ func TestEphemerals(t *testing.T) {
 
 	t.Run("stopped replica's sessions expire on the survivors", func(t *testing.T) {
 		c := newCluster(t, 3, zootest.Options{})
-		ctx := testCtx(t)
+		ctx := testkit.Context(t)
 		leader := c.WaitLeader()
 		fs := followers(c, leader)
 		victim, survivor := fs[0], fs[1]
@@ -525,7 +466,7 @@ func TestEphemerals(t *testing.T) {
 		}
 
 		watcher := sess(t, c, leader)
-		eventually(t, 6*timeout, "the stopped replica's ephemeral is removed", func() bool {
+		testkit.Eventually(t, 6*timeout, "the stopped replica's ephemeral is removed", func() bool {
 			ok, _, err := watcher.Exists(ctx, "/lost")
 			return err == nil && !ok
 		})
@@ -543,7 +484,7 @@ func TestEphemerals(t *testing.T) {
 
 func TestSessionExpiryVisibleToIsolatedOwner(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)[0]
 	const timeout = 400 * time.Millisecond
@@ -554,14 +495,14 @@ func TestSessionExpiryVisibleToIsolatedOwner(t *testing.T) {
 
 	c.Isolate(f)
 	// The leader expires the session: nobody reports it alive any more.
-	eventually(t, 10*timeout, "the leader expires the isolated session", func() bool {
+	testkit.Eventually(t, 10*timeout, "the leader expires the isolated session", func() bool {
 		ok, _, err := obs.Exists(ctx, "/mine")
 		return err == nil && !ok
 	})
 
 	// The isolated replica, cut off, refuses to serve: reads, writes, sync and
 	// new sessions all say ErrNotServing, within a bounded time.
-	eventually(t, 5*time.Second, "the isolated replica stops serving reads", func() bool {
+	testkit.Eventually(t, 5*time.Second, "the isolated replica stops serving reads", func() bool {
 		_, _, err := s.Get(ctx, "/persist")
 		return errors.Is(err, zoo.ErrNotServing)
 	})
@@ -628,7 +569,7 @@ func TestSessionExpiryVisibleToIsolatedOwner(t *testing.T) {
 
 func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	setup := sess(t, c, leader)
 	mustCreate(t, ctx, setup, "/fo", nil, zoo.ModePersistent)
@@ -675,7 +616,7 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 				mu.Unlock()
 			case errors.Is(err, zoo.ErrClosed):
 				return // this writer's replica was stopped
-			case isUnknownOutcome(err):
+			case zootest.UnknownOutcome(err):
 				// May or may not have happened: not recorded, and the next
 				// attempt uses a new path.
 			default:
@@ -696,7 +637,7 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 		defer mu.Unlock()
 		return len(acked), after
 	}
-	eventually(t, 20*time.Second, "writes before the failover", func() bool { n, _ := count(); return n >= 30 })
+	testkit.Eventually(t, 20*time.Second, "writes before the failover", func() bool { n, _ := count(); return n >= 30 })
 
 	c.Stop(leader)
 	if !errors.Is(doomed.Err(), zoo.ErrClosed) {
@@ -711,7 +652,7 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 	phase = 1
 	mu.Unlock()
 	// Writes continue, and for longer than two session timeouts.
-	eventually(t, 20*time.Second, "writes after the failover", func() bool {
+	testkit.Eventually(t, 20*time.Second, "writes after the failover", func() bool {
 		_, n := count()
 		return n >= 30 && time.Since(failoverAt) > 2*longTimeout
 	})
@@ -723,7 +664,7 @@ func TestFailoverLosesNoAcknowledgedWrite(t *testing.T) {
 
 	// The dead leader's short session expires under the new leader...
 	obs := sess(t, c, newLeader)
-	eventually(t, 10*shortTimeout+2*time.Second, "the old leader's session expires", func() bool {
+	testkit.Eventually(t, 10*shortTimeout+2*time.Second, "the old leader's session expires", func() bool {
 		ok, _, err := obs.Exists(ctx, "/fo-eph-old-leader")
 		return err == nil && !ok
 	})

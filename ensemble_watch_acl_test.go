@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // Watch events reach only sessions allowed to read the changed node, as in
@@ -17,7 +18,7 @@ func TestWatchEventsFilteredByACL(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	owner, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -21,7 +22,7 @@ func pending(ch <-chan zoo.Event) (zoo.Event, bool) {
 
 func TestWatchesAcrossReplicas(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	fs := followers(c, leader)
 	watcherAt := fs[0]
@@ -130,26 +131,26 @@ func TestWatchesAcrossReplicas(t *testing.T) {
 				base := "/w-" + sanitize(tc.name+"-"+wname)
 				mustCreate(t, ctx, w, base, nil, zoo.ModePersistent)
 				if tc.setup != nil {
-					if err := retry(ctx, func() error { return tc.setup(w, base) }, zoo.ErrNodeExists); err != nil {
+					if err := zootest.Retry(ctx, func() error { return tc.setup(w, base) }, zoo.ErrNodeExists); err != nil {
 						t.Fatal(err)
 					}
 				}
 				// The watcher's replica must have seen the setup before it sets the watch.
-				if err := retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
+				if err := zootest.Retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
 					t.Fatal(err)
 				}
 				var ch <-chan zoo.Event
-				if err := retry(ctx, func() (err error) { ch, err = tc.watch(base); return err }); err != nil {
+				if err := zootest.Retry(ctx, func() (err error) { ch, err = tc.watch(base); return err }); err != nil {
 					t.Fatal(err)
 				}
 				if ev, ok := pending(ch); ok {
 					t.Fatalf("event before the write: %+v", ev)
 				}
-				err := retry(ctx, func() error { return tc.write(w, base) }, zoo.ErrNodeExists, zoo.ErrNoNode, zoo.ErrBadVersion)
+				err := zootest.Retry(ctx, func() error { return tc.write(w, base) }, zoo.ErrNodeExists, zoo.ErrNoNode, zoo.ErrBadVersion)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
+				if err := zootest.Retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
 					t.Fatal(err)
 				}
 				// Sync returned: the event is already there.
@@ -159,7 +160,7 @@ func TestWatchesAcrossReplicas(t *testing.T) {
 				if !ok || ev.Type != want.Type || ev.Path != want.Path || ev.Zxid == 0 {
 					t.Fatalf("after writer and Sync returned: event %+v (%v), want %v on %s", ev, ok, want.Type, want.Path)
 				}
-				if err := retry(ctx, func() error { return tc.check(base) }); err != nil {
+				if err := zootest.Retry(ctx, func() error { return tc.check(base) }); err != nil {
 					t.Fatal(err)
 				}
 				// One-shot: the channel is closed after its one event.
@@ -186,23 +187,23 @@ func sanitize(s string) string {
 // time it shows the new data, the event must already be waiting.
 func TestWatchEventBeforeReadReflectsChange(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	fs := followers(c, leader)
 	watcher, writer := sess(t, c, fs[0]), sess(t, c, fs[1])
 	mustCreate(t, ctx, writer, "/order", []byte("0"), zoo.ModePersistent)
-	if err := retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
+	if err := zootest.Retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
 		t.Fatal(err)
 	}
 	for round := 1; round <= 20; round++ {
 		var st zoo.Stat
 		var ch <-chan zoo.Event
-		if err := retry(ctx, func() (err error) { _, st, ch, err = watcher.GetW(ctx, "/order"); return err }); err != nil {
+		if err := zootest.Retry(ctx, func() (err error) { _, st, ch, err = watcher.GetW(ctx, "/order"); return err }); err != nil {
 			t.Fatal(err)
 		}
 		done := make(chan error, 1)
 		go func() {
-			done <- retry(ctx, func() error {
+			done <- zootest.Retry(ctx, func() error {
 				_, err := writer.Set(ctx, "/order", []byte{byte('0' + round%10)}, st.Version)
 				return err
 			}, zoo.ErrBadVersion)
@@ -212,7 +213,7 @@ func TestWatchEventBeforeReadReflectsChange(t *testing.T) {
 		for {
 			_, now, err := watcher.Get(ctx, "/order")
 			switch {
-			case isUnknownOutcome(err):
+			case zootest.UnknownOutcome(err):
 				// Between leaders: not what this test is about.
 			case err != nil:
 				t.Fatal(err)
@@ -237,12 +238,12 @@ func TestWatchEventBeforeReadReflectsChange(t *testing.T) {
 // replicas in zxid order.
 func TestPersistentWatchAcrossReplicas(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	fs := followers(c, leader)
 	watcher, writer := sess(t, c, fs[0]), sess(t, c, leader)
 	var w *zoo.PersistentWatch
-	if err := retry(ctx, func() (err error) { w, err = watcher.AddWatch(ctx, "/pw", zoo.WatchPersistentRecursive); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() (err error) { w, err = watcher.AddWatch(ctx, "/pw", zoo.WatchPersistentRecursive); return err }); err != nil {
 		t.Fatal(err)
 	}
 	// Each op applies at most once even if retried after an unknown outcome.
@@ -253,11 +254,11 @@ func TestPersistentWatchAcrossReplicas(t *testing.T) {
 		func() error { return writer.Delete(ctx, "/pw/a", 1) },
 	}
 	for _, op := range ops {
-		if err := retry(ctx, op, zoo.ErrNodeExists, zoo.ErrBadVersion, zoo.ErrNoNode); err != nil {
+		if err := zootest.Retry(ctx, op, zoo.ErrNodeExists, zoo.ErrBadVersion, zoo.ErrNoNode); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
+	if err := zootest.Retry(ctx, func() error { return watcher.Sync(ctx, "/") }); err != nil {
 		t.Fatal(err)
 	}
 	want := []zoo.Event{

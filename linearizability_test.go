@@ -11,6 +11,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/lincheck"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -28,7 +29,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	const keys, clients = 3, 6
 	c := newCluster(t, 3, zootest.Options{})
 	setup := c.Session(0)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	for k := range keys {
 		mustCreate(t, ctx, setup, fmt.Sprintf("/reg%d", k), []byte{}, zoo.ModePersistent)
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/certgen"
 	"github.com/zooraft/zoo/internal/peer"
+	"github.com/zooraft/zoo/internal/testkit"
+	"github.com/zooraft/zoo/zootest"
 )
 
 // linkedTick is the tick of linkedEnsembles: long enough that a loaded
@@ -105,7 +107,7 @@ func (le *linkedEnsemble) leader() (int, zoo.Status) {
 	le.t.Helper()
 	var at int
 	var st zoo.Status
-	eventually(le.t, 20*time.Second, "a leader known to every replica", func() bool {
+	testkit.Eventually(le.t, 20*time.Second, "a leader known to every replica", func() bool {
 		at = -1
 		for i, e := range le.reps {
 			if e == nil {
@@ -194,13 +196,13 @@ func TestPeerTLSEnsembleServesAndRefusesStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 	le := newLinkedEnsemble(t, 3, writePKIFiles(t, ca, t.TempDir(), 3))
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	at, before := le.leader()
 	s, err := le.reps[(at+1)%3].NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := retry(ctx, func() error { _, err := s.Create(ctx, "/over-tls", []byte("x"), zoo.ModePersistent, nil); return err }, zoo.ErrNodeExists); err != nil {
+	if err := zootest.Retry(ctx, func() error { _, err := s.Create(ctx, "/over-tls", []byte("x"), zoo.ModePersistent, nil); return err }, zoo.ErrNodeExists); err != nil {
 		t.Fatalf("write through a follower over TLS: %v", err)
 	}
 
@@ -246,7 +248,7 @@ func TestPeerTLSEnsembleServesAndRefusesStrangers(t *testing.T) {
 	if after.LeaderID != before.LeaderID || !after.LeaderSince.Equal(before.LeaderSince) || len(after.Members) != 3 {
 		t.Fatalf("the ensemble changed under the strangers: before %+v, after %+v", before, after)
 	}
-	if err := retry(ctx, func() error { _, err := s.Set(ctx, "/over-tls", []byte("y"), -1); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() error { _, err := s.Set(ctx, "/over-tls", []byte("y"), -1); return err }); err != nil {
 		t.Fatalf("write after the strangers: %v", err)
 	}
 }
@@ -275,7 +277,7 @@ func TestPlaintextEnsembleRefusesOtherAddresses(t *testing.T) {
 		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}, Term: 1 << 40}, &resp); err != nil {
 		t.Fatalf("from a member's address: %v", err)
 	}
-	eventually(t, 10*time.Second, "the forged term deposes the leader", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the forged term deposes the leader", func() bool {
 		_, st := le.leader()
 		return !st.LeaderSince.Equal(before.LeaderSince)
 	})
@@ -290,7 +292,7 @@ func TestPeerTLSCertificatesRotateUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	files := writePKIFiles(t, ca1, dir, 3)
 	le := newLinkedEnsemble(t, 3, files)
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	at, _ := le.leader()
 	s, err := le.reps[at].NewSession(ctx)
 	if err != nil {
@@ -309,7 +311,7 @@ func TestPeerTLSCertificatesRotateUnderLoad(t *testing.T) {
 				return
 			default:
 			}
-			err := retry(ctx, func() error {
+			err := zootest.Retry(ctx, func() error {
 				_, err := s.Create(ctx, fmt.Sprintf("/load-%d", i), nil, zoo.ModePersistent, nil)
 				return err
 			}, zoo.ErrNodeExists)
@@ -322,7 +324,7 @@ func TestPeerTLSCertificatesRotateUnderLoad(t *testing.T) {
 	}()
 	waitWritten := func(n int64) {
 		target := written.Load() + n
-		eventually(t, 20*time.Second, "writes go on", func() bool { return written.Load() >= target || failed.Load() > 0 })
+		testkit.Eventually(t, 20*time.Second, "writes go on", func() bool { return written.Load() >= target || failed.Load() > 0 })
 	}
 	waitWritten(20)
 
@@ -337,7 +339,7 @@ func TestPeerTLSCertificatesRotateUnderLoad(t *testing.T) {
 	le.stop(f)
 	waitWritten(20)
 	le.start(f)
-	eventually(t, 30*time.Second, "the restarted follower catches up over links with the new certificates", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the restarted follower catches up over links with the new certificates", func() bool {
 		st, err := le.reps[f].Status()
 		lst, lerr := le.reps[at].Status()
 		return err == nil && lerr == nil && st.LeaderID != "" && st.AppliedIndex+10 >= lst.AppliedIndex && st.AppliedIndex > 0
@@ -376,7 +378,7 @@ func freeAddrOn(t *testing.T, ip string) string {
 func TestReplicaPortSurvivesMisbehavingClients(t *testing.T) {
 	ca, _ := certgen.NewCA("ensemble CA", certgen.Options{})
 	le := newLinkedEnsemble(t, 3, writePKIFiles(t, ca, t.TempDir(), 3))
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	at, _ := le.leader()
 	s, err := le.reps[(at+1)%3].NewSession(ctx)
 	if err != nil {
@@ -418,7 +420,7 @@ func TestReplicaPortSurvivesMisbehavingClients(t *testing.T) {
 	}
 
 	for i := range 30 {
-		if err := retry(ctx, func() error {
+		if err := zootest.Retry(ctx, func() error {
 			_, err := s.Create(ctx, fmt.Sprintf("/under-abuse-%d", i), nil, zoo.ModePersistent, nil)
 			return err
 		}, zoo.ErrNodeExists); err != nil {
@@ -444,7 +446,7 @@ func TestReplicaPortSurvivesMisbehavingClients(t *testing.T) {
 	for _, c := range liars {
 		c.Close()
 	}
-	if err := retry(ctx, func() error { _, err := s.Set(ctx, "/under-abuse-0", []byte("after"), -1); return err }); err != nil {
+	if err := zootest.Retry(ctx, func() error { _, err := s.Set(ctx, "/under-abuse-0", []byte("after"), -1); return err }); err != nil {
 		t.Fatalf("write after the abuse: %v", err)
 	}
 }
@@ -468,7 +470,7 @@ func (runtimeMem) heapMiB() uint64 {
 // expect (Join with Peers): a stranger cannot feed it a log before the real
 // leader does, and the real leader still adds it.
 func TestJoiningReplicaAdmitsOnlyExpectedMembers(t *testing.T) {
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	e1, err := zoo.Open(zoo.Config{ID: "1", Dir: t.TempDir(), BindAddr: "127.0.0.1:0", TickTime: linkedTick})
 	if err != nil {
 		t.Fatal(err)
@@ -490,10 +492,10 @@ func TestJoiningReplicaAdmitsOnlyExpectedMembers(t *testing.T) {
 		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax}, Term: 7}, &resp); err == nil {
 		t.Fatal("a joining replica took AppendEntries from a stranger")
 	}
-	if err := retry(ctx, func() error { return e1.AddVoter(ctx, "2", e2.Addr()) }); err != nil {
+	if err := zootest.Retry(ctx, func() error { return e1.AddVoter(ctx, "2", e2.Addr()) }); err != nil {
 		t.Fatalf("AddVoter: %v", err)
 	}
-	eventually(t, 30*time.Second, "the joined replica follows", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the joined replica follows", func() bool {
 		st, err := e2.Status()
 		return err == nil && st.LeaderID == "1" && len(st.Members) == 2
 	})

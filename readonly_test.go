@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -14,7 +15,7 @@ import (
 // has, refuses every write and Sync, and is not replicated.
 func TestReadOnlySessionOnIsolatedReplica(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)[0]
 	rw := sess(t, c, f)
@@ -24,7 +25,7 @@ func TestReadOnlySessionOnIsolatedReplica(t *testing.T) {
 	sessions := mustStatus(t, c.Replica(f)).LocalSessions
 
 	c.Isolate(f)
-	eventually(t, 10*time.Second, "the isolated replica stops serving", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the isolated replica stops serving", func() bool {
 		return !c.Replica(f).Serving()
 	})
 	if _, _, err := rw.Get(ctx, "/app"); !errors.Is(err, zoo.ErrNotServing) {
@@ -124,7 +125,7 @@ func TestReadOnlySessionOnIsolatedReplica(t *testing.T) {
 // ending the handle does not end the session.
 func TestReadOnlySessionContinuesExistingSession(t *testing.T) {
 	c := newCluster(t, 1, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	e := c.Replica(0)
 	rw := serverSess(t, c, 0, nil)
 	if rw.ReadOnly() {
@@ -187,7 +188,7 @@ func TestReadOnlySessionEndsWithReplica(t *testing.T) {
 func TestCheckAccess(t *testing.T) {
 	super := zoo.DigestID("super", "secret")
 	c := newCluster(t, 1, zootest.Options{Configure: func(_ int, cfg *zoo.Config) { cfg.SuperDigest = super }})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	plain := serverSess(t, c, 0, nil)
 	admin := serverSess(t, c, 0, nil)
 	if err := admin.AddAuth(ctx, "digest", []byte("super:secret")); err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -31,7 +32,7 @@ func (r *recorder) got() []zoo.Event {
 
 func TestResumeSessionOnAnotherReplica(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)
 	s := serverSess(t, c, f[0], nil, zoo.WithSessionTimeout(2*time.Second))
@@ -99,11 +100,11 @@ func TestResumeSessionOnAnotherReplica(t *testing.T) {
 
 func TestDetachedSessionExpires(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s := serverSess(t, c, 0, nil, zoo.WithSessionTimeout(500*time.Millisecond))
 	mustCreate(t, ctx, s.Session, "/gone-soon", nil, zoo.ModeEphemeral)
 	s.Detach()
-	eventually(t, 10*time.Second, "detached session's ephemeral removed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "detached session's ephemeral removed", func() bool {
 		return !existsOn(t, ctx, c, 1, "/gone-soon")
 	})
 	if _, err := c.Replica(2).ResumeSession(ctx, s.ID(), s.Password(), nil); !errors.Is(err, zoo.ErrSessionExpired) {
@@ -117,7 +118,7 @@ func TestWatcherGetsOneEventPerPathAndType(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	rec := &recorder{}
 	s, err := e.NewServerSession(ctx, rec)
 	if err != nil {
@@ -169,7 +170,7 @@ func TestSetWatchesCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	w, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -235,12 +236,12 @@ func stripZxid(evs []zoo.Event) []zoo.Event {
 // an embedded session lives as long as its replica reports it.
 func TestClientLivenessFollowsTouches(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)[0]
 	const timeout = 600 * time.Millisecond
 	var s *zoo.ServerSession
-	if err := retry(ctx, func() (err error) {
+	if err := zootest.Retry(ctx, func() (err error) {
 		s, err = c.Replica(f).NewServerSession(ctx, nil, zoo.WithSessionTimeout(timeout))
 		return err
 	}); err != nil {

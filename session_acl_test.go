@@ -9,6 +9,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/certgen"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 func digestACL(perms int32, user, password string) zoo.ACL {
@@ -20,7 +21,7 @@ func digestACL(perms int32, user, password string) zoo.ACL {
 // "user:x" (other schemes as stored); neither READ nor ADMIN is ErrNoAuth.
 func TestSessionGetACLMasking(t *testing.T) {
 	e := openConfig(t, zoo.Config{TickTime: tick, SuperDigest: zoo.DigestID("super", "root")})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	stored := []zoo.ACL{
 		digestACL(zoo.PermAdmin, "alice", "a-pw"),
 		digestACL(zoo.PermRead, "bob", "b-pw"),
@@ -119,7 +120,7 @@ func TestSessionGetACLMasking(t *testing.T) {
 // ids, as in ZooKeeper.
 func TestSessionIPACL(t *testing.T) {
 	e := openConfig(t, zoo.Config{TickTime: tick, MaxSessionTimeout: time.Minute}) // server sessions live without Touch
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	root, err := e.NewSession(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +193,7 @@ func TestSessionIPACL(t *testing.T) {
 // certificate. Matching is exact; the configured superuser passes all.
 func TestSessionX509ACL(t *testing.T) {
 	e := openConfig(t, zoo.Config{TickTime: tick, X509SuperUser: "CN=admin,O=Acme", MaxSessionTimeout: time.Minute})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	ca, err := certgen.NewCA("clients", certgen.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -19,7 +20,7 @@ import (
 func TestSessionExpiredCalls(t *testing.T) {
 	t.Run("silent client", func(t *testing.T) {
 		e := openConfig(t, zoo.Config{TickTime: 50 * time.Millisecond})
-		ctx := testCtx(t)
+		ctx := testkit.Context(t)
 		rec := &recorder{}
 		s, err := e.NewServerSession(ctx, rec, zoo.WithSessionTimeout(500*time.Millisecond))
 		if err != nil {
@@ -57,7 +58,7 @@ func TestSessionExpiredCalls(t *testing.T) {
 
 	t.Run("replica cut off", func(t *testing.T) {
 		c := newCluster(t, 3, zootest.Options{})
-		ctx := testCtx(t)
+		ctx := testkit.Context(t)
 		leader := c.WaitLeader()
 		f := followers(c, leader)[0]
 		const timeout = 400 * time.Millisecond
@@ -67,7 +68,7 @@ func TestSessionExpiredCalls(t *testing.T) {
 		obs := sess(t, c, leader)
 
 		c.Isolate(f)
-		eventually(t, 20*time.Second, "the leader expires the cut-off session", func() bool {
+		testkit.Eventually(t, 20*time.Second, "the leader expires the cut-off session", func() bool {
 			ok, _, err := obs.Exists(ctx, "/expiring-mine")
 			return err == nil && !ok
 		})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // openConfig opens a one-replica in-memory ensemble with cfg, closed with the
@@ -79,7 +80,7 @@ func TestSessionTimeoutNegotiation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := openConfig(t, tc.cfg)
-			ctx := testCtx(t)
+			ctx := testkit.Context(t)
 			for _, a := range tc.asks {
 				t.Run(a.name, func(t *testing.T) {
 					var opts []zoo.SessionOption
@@ -130,7 +131,7 @@ func TestSessionTimeoutNegotiation(t *testing.T) {
 // shorter) maximum has passed.
 func TestSessionTimeoutClampEnforced(t *testing.T) {
 	e := openConfig(t, zoo.Config{TickTime: 50 * time.Millisecond, MaxSessionTimeout: 300 * time.Millisecond})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	s, err := e.NewServerSession(ctx, nil, zoo.WithSessionTimeout(time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func TestSessionTimeoutReplicatedAsNegotiated(t *testing.T) {
 				t.Fatalf("Open: %v", err)
 			}
 			t.Cleanup(func() { e.Close() })
-			ctx := testCtx(t)
+			ctx := testkit.Context(t)
 			s, err := e.NewServerSession(ctx, nil, tc.req...)
 			if err != nil {
 				t.Fatal(err)

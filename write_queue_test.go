@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -41,7 +42,7 @@ func pipelined(ctx context.Context, n, inFlight int, call func(ctx context.Conte
 // the one started just before it.
 func TestWriteQueueKeepsOrder(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	for _, at := range []int{leader, followers(c, leader)[0]} {
 		s := sess(t, c, at)
@@ -67,7 +68,7 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 				return err
 			})
 			var names []string
-			if err := retry(ctx, func() (err error) { names, _, err = s.Children(ctx, dir); return err }); err != nil {
+			if err := zootest.Retry(ctx, func() (err error) { names, _, err = s.Children(ctx, dir); return err }); err != nil {
 				t.Fatal(err)
 			}
 			slices.Sort(names)
@@ -75,7 +76,7 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 			for _, name := range names {
 				if len(name) > 4 && name[:4] == "seq-" {
 					var data []byte
-					if err := retry(ctx, func() (err error) { data, _, err = s.Get(ctx, dir+"/"+name); return err }); err != nil {
+					if err := zootest.Retry(ctx, func() (err error) { data, _, err = s.Get(ctx, dir+"/"+name); return err }); err != nil {
 						t.Fatal(err)
 					}
 					k, _ := strconv.Atoi(string(data))
@@ -93,7 +94,7 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 				break
 			}
 			for _, err := range errs {
-				if err != nil && !isUnknownOutcome(err) {
+				if err != nil && !zootest.UnknownOutcome(err) {
 					t.Fatalf("replica %d: %v", at, err)
 				}
 			}
@@ -109,7 +110,7 @@ func TestWriteQueueKeepsOrder(t *testing.T) {
 // earlier one is lost.
 func TestWriteQueueFailoverKeepsPrefix(t *testing.T) {
 	c := newCluster(t, 3, zootest.Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	at := followers(c, leader)[0]
 	s := sess(t, c, at)
@@ -134,7 +135,7 @@ func TestWriteQueueFailoverKeepsPrefix(t *testing.T) {
 	failed := 0
 	for _, err := range errs {
 		if err != nil {
-			if !isUnknownOutcome(err) && !errors.Is(err, zoo.ErrClosed) {
+			if !zootest.UnknownOutcome(err) && !errors.Is(err, zoo.ErrClosed) {
 				t.Fatalf("unexpected error: %v", err)
 			}
 			failed++
@@ -142,7 +143,7 @@ func TestWriteQueueFailoverKeepsPrefix(t *testing.T) {
 	}
 	c.WaitLeader()
 	var names []string
-	if err := retry(ctx, func() (err error) {
+	if err := zootest.Retry(ctx, func() (err error) {
 		if err = s.Sync(ctx, "/prefix"); err == nil {
 			names, _, err = s.Children(ctx, "/prefix")
 		}

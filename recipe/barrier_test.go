@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 func TestBarrierWaitReleasedOnRemove(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	setter, err := NewBarrier(session(t, cl, 0), "/barriers/b1")
 	must(t, err)
 
@@ -74,7 +75,7 @@ func TestBarrierWaitReleasedOnRemove(t *testing.T) {
 // and the barrier is reusable for a second round.
 func TestDoubleBarrier(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	const n = 5
 	parts := make([]*DoubleBarrier, n)
 	for i := range parts {
@@ -137,7 +138,7 @@ func TestDoubleBarrier(t *testing.T) {
 // node left by a dead round does not let anyone through.
 func TestDoubleBarrierDeadParticipants(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	newPart := func(i int, path string, n int) (*DoubleBarrier, *zoo.Session) {
 		s := session(t, cl, i%3)
 		b, err := NewDoubleBarrier(s, path, n)
@@ -157,7 +158,7 @@ func TestDoubleBarrierDeadParticipants(t *testing.T) {
 	// Dies while waiting to enter: no longer counted.
 	a, sa := newPart(0, "/dead1", 3)
 	aIn := enter(a)
-	eventually(t, 30*time.Second, func() error { return holds(participants("/dead1") == 1, "a to be in") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(participants("/dead1") == 1, "a to be in") })
 	mustClose(t, sa)
 	if err := recv(t, aIn, "Enter"); !errors.Is(err, zoo.ErrClosed) {
 		t.Fatalf("Enter of a closed session: %v", err)
@@ -189,8 +190,8 @@ func TestDoubleBarrierDeadParticipants(t *testing.T) {
 	}
 	// (A create still in flight when the context ended may commit after
 	// Enter returned: such a node is deleted in the background.)
-	eventually(t, 30*time.Second, func() error {
-		return holds(participants("/dead2") == 0, "no participant nodes after a cancelled Enter")
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
+		return testkit.Holds(participants("/dead2") == 0, "no participant nodes after a cancelled Enter")
 	})
 
 	// A stale ready node (its round all gone) does not open the barrier.

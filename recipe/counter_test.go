@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // TestCounterConcurrentAdds: many sessions add at once while the raft leader
@@ -20,7 +21,7 @@ import (
 // and was applied at most once.
 func TestCounterConcurrentAdds(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 180*time.Second)
+	ctx := testkit.ContextFor(t, 180*time.Second)
 	leader := cl.WaitLeader()
 	const sessions, adds = 8, 15
 	results := make(chan int64, sessions*adds)
@@ -52,7 +53,7 @@ func TestCounterConcurrentAdds(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, time.Minute, func() error { return holds(done.Load() >= sessions*adds/3, "a third of the Adds") })
+	testkit.EventuallyNil(t, time.Minute, func() error { return testkit.Holds(done.Load() >= sessions*adds/3, "a third of the Adds") })
 	cl.Isolate(leader)
 	wg.Wait()
 	cl.Heal()
@@ -78,7 +79,7 @@ func TestCounterConcurrentAdds(t *testing.T) {
 func TestCounterCompareAndSetAndFormat(t *testing.T) {
 	cl := newCluster(t, 1)
 	s := session(t, cl, 0)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	c, err := NewCounter(s, "/cnt")
 	must(t, err)
 	if v, err := c.Get(ctx); v != 0 || err != nil {
@@ -125,7 +126,7 @@ func TestCounterCompareAndSetAndFormat(t *testing.T) {
 
 func TestCounterWatch(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	watcher, err := NewCounter(session(t, cl, 0), "/watched")
 	must(t, err)
 	f := watcher.Watch(ctx)
@@ -143,7 +144,7 @@ func TestCounterWatch(t *testing.T) {
 	}
 	mustDo(t, "set the counter", func(ctx context.Context) error { return adder.Set(ctx, 30) })
 	// Coalesced: whatever came in between, the latest value arrives.
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		select {
 		case v := <-f.C():
 			if v == 30 {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
+	"github.com/zooraft/zoo/zootest"
 )
 
 // leaderGauge tracks how many campaigners believe they lead.
@@ -36,7 +38,7 @@ func (l *leaderGauge) lead(name string, e *Election, stepDown <-chan struct{}) {
 // Contenders take turns through Lead: one leader at a time, each one leads.
 func TestElectionOneLeaderAtATime(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	const contenders = 6
 	var (
 		leading atomic.Int32
@@ -91,7 +93,7 @@ func TestElectionOneLeaderAtATime(t *testing.T) {
 // one takes over at once.
 func TestElectionEnsembleFailover(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.ContextFor(t, 3*time.Minute)
 	const dir = "/t1/elect/failover"
 	raftLeader := c.WaitLeader()
 	var leaders leaderGauge
@@ -126,8 +128,8 @@ func TestElectionEnsembleFailover(t *testing.T) {
 			elected <- i
 			leaders.lead(cp.name, cp.e, cp.stepDown)
 		}()
-		eventually(t, 30*time.Second, func() error {
-			return holds(len(children(t, cp.s, dir)) == i+2, cp.name+" queued")
+		testkit.EventuallyNil(t, 30*time.Second, func() error {
+			return testkit.Holds(len(children(t, cp.s, dir)) == i+2, cp.name+" queued")
 		})
 	}
 
@@ -177,7 +179,7 @@ func TestElectionEnsembleFailover(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no leader after the second one's session closed")
 	}
-	eventually(t, 10*time.Second, func() error { return holds(leaders.n.Load() == 1, "one leader") })
+	testkit.EventuallyNil(t, 10*time.Second, func() error { return testkit.Holds(leaders.n.Load() == 1, "one leader") })
 	leaders.errs.check(t)
 }
 
@@ -185,7 +187,7 @@ func TestElectionEnsembleFailover(t *testing.T) {
 // ErrSuspended) before the ensemble expires its session and elects another.
 func TestElectionIsolatedLeaderStepsDown(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	const dir = "/t1/elect/isolated"
 	victim := (c.WaitLeader() + 1) % 3
 	old, _ := NewElection(session(t, c, victim), dir)
@@ -202,13 +204,13 @@ func TestElectionIsolatedLeaderStepsDown(t *testing.T) {
 		}
 		electedAt.Store(time.Now().UnixNano())
 	}()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, ns, dir)) == 2, "next queued") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, ns, dir)) == 2, "next queued") })
 	go func() {
 		<-old.Lost()
 		lostAt.Store(time.Now().UnixNano())
 	}()
 	c.Isolate(victim)
-	eventually(t, time.Minute, func() error { return holds(electedAt.Load() != 0, "a new leader") })
+	testkit.EventuallyNil(t, time.Minute, func() error { return testkit.Holds(electedAt.Load() != 0, "a new leader") })
 	if l, e := lostAt.Load(), electedAt.Load(); l == 0 || l > e {
 		t.Errorf("old leader stepped down at %d, after the new one was elected at %d", l, e)
 	}
@@ -218,7 +220,7 @@ func TestElectionIsolatedLeaderStepsDown(t *testing.T) {
 	c.Heal()
 	// Stepping down freed the value: it may campaign again (on a new session:
 	// this one expired).
-	eventually(t, time.Minute, func() error { return holds(old.s.Err() != nil, "the old session to end") })
+	testkit.EventuallyNil(t, time.Minute, func() error { return testkit.Holds(old.s.Err() != nil, "the old session to end") })
 	if err := old.Campaign(ctx, nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Errorf("Campaign on the expired session: %v", err)
 	}
@@ -226,7 +228,7 @@ func TestElectionIsolatedLeaderStepsDown(t *testing.T) {
 
 func TestElectionObserveLeaderProclaim(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	const dir = "/t1/elect/observe"
 	obsS := session(t, c, 0)
 	obs, _ := NewElection(obsS, dir)
@@ -263,7 +265,7 @@ func TestElectionObserveLeaderProclaim(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- e2.Campaign(ctx, []byte("b")) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s2, dir)) == 2, "e2 queued") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s2, dir)) == 2, "e2 queued") })
 	if err := e1.Proclaim(ctx, []byte("a2")); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +292,7 @@ func TestElectionObserveLeaderProclaim(t *testing.T) {
 
 func TestElectionResignAndReentrancy(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	const dir = "/t1/elect/resign"
 	s1, s2 := session(t, c, 1), session(t, c, 2)
 	e1, _ := NewElection(s1, dir)
@@ -306,7 +308,7 @@ func TestElectionResignAndReentrancy(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- e2.Campaign(ctx, nil) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s2, dir)) == 2, "e2 queued") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s2, dir)) == 2, "e2 queued") })
 	// Resign from another goroutine stops e2's campaign.
 	if err := e2.Resign(ctx); err != nil {
 		t.Fatal(err)
@@ -314,9 +316,9 @@ func TestElectionResignAndReentrancy(t *testing.T) {
 	if err := <-got; !errors.Is(err, ErrResigned) {
 		t.Fatalf("stopped Campaign: %v, want ErrResigned", err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		left := children(t, s2, dir)
-		return holds(len(left) == 1, fmt.Sprintf("the stopped campaign's node to go: %v", left))
+		return testkit.Holds(len(left) == 1, fmt.Sprintf("the stopped campaign's node to go: %v", left))
 	})
 	lost := e1.Lost()
 	if err := e1.Resign(ctx); err != nil {
@@ -337,7 +339,7 @@ func TestElectionResignAndReentrancy(t *testing.T) {
 // campaigner leads; the old leader can campaign again.
 func TestElectionNodeDeletedBySomeone(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	const dir = "/t1/elect/deleted"
 	e1, _ := NewElection(session(t, c, 0), dir)
 	e2, _ := NewElection(session(t, c, 1), dir)
@@ -347,7 +349,7 @@ func TestElectionNodeDeletedBySomeone(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- e2.Campaign(ctx, []byte("2")) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, admin, dir)) == 2, "e2 queued") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, admin, dir)) == 2, "e2 queued") })
 	mustDelete(t, admin, e1.Node())
 	select {
 	case <-e1.Lost():
@@ -357,10 +359,10 @@ func TestElectionNodeDeletedBySomeone(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error { return holds(!e1.IsLeader(), "e1 to step down") })
+	testkit.EventuallyNil(t, 10*time.Second, func() error { return testkit.Holds(!e1.IsLeader(), "e1 to step down") })
 	again := make(chan error, 1)
 	go func() { again <- e1.Campaign(ctx, []byte("1")) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, admin, dir)) == 2, "e1 queued again") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, admin, dir)) == 2, "e1 queued again") })
 	if err := e2.Resign(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -373,14 +375,14 @@ func TestElectionNodeDeletedBySomeone(t *testing.T) {
 // its cause, and reports the loss.
 func TestElectionLeadCancelledOnLoss(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s := session(t, c, 1)
 	e, _ := NewElection(s, "/t1/elect/lead")
 	started := make(chan struct{})
 	var cause error
 	err := e.Lead(ctx, nil, func(wctx context.Context) error {
 		close(started)
-		go func() { _ = retryUnknown(ctx, func() error { return s.Close(ctx) }) }()
+		go func() { _ = zootest.Retry(ctx, func() error { return s.Close(ctx) }) }()
 		<-wctx.Done()
 		cause = context.Cause(wctx)
 		return wctx.Err()
@@ -397,7 +399,7 @@ func TestElectionLeadCancelledOnLoss(t *testing.T) {
 // times, never together.
 func TestElectionLeadLoopRequeues(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	lctx, stop := context.WithCancel(ctx)
 	var (
 		leading atomic.Int32
@@ -422,8 +424,8 @@ func TestElectionLeadLoopRequeues(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, time.Minute, func() error {
-		return holds(terms[0].Load() >= 3 && terms[1].Load() >= 3, "both to lead 3 times")
+	testkit.EventuallyNil(t, time.Minute, func() error {
+		return testkit.Holds(terms[0].Load() >= 3 && terms[1].Load() >= 3, "both to lead 3 times")
 	})
 	stop()
 	wg.Wait()

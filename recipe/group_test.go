@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // waitMembers waits until the feed's latest snapshot equals want (id to
@@ -16,7 +17,7 @@ import (
 func waitMembers(t *testing.T, f *Feed[map[string][]byte], want map[string]string) {
 	t.Helper()
 	var last map[string][]byte
-	eventually(t, 60*time.Second, func() error {
+	testkit.EventuallyNil(t, 60*time.Second, func() error {
 		select {
 		case m, ok := <-f.C():
 			if !ok {
@@ -40,7 +41,7 @@ func waitMembers(t *testing.T, f *Feed[map[string][]byte], want map[string]strin
 
 func TestGroupMembership(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 180*time.Second)
+	ctx := testkit.ContextFor(t, 180*time.Second)
 	watchS := session(t, cl, 0)
 	wg, err := NewGroup(watchS, "/services/api")
 	must(t, err)
@@ -135,7 +136,7 @@ func TestGroupMembership(t *testing.T) {
 // from the group once the ensemble expires their sessions.
 func TestGroupMemberExpiry(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 180*time.Second)
+	ctx := testkit.ContextFor(t, 180*time.Second)
 	leader := cl.WaitLeader()
 	watcherReplica := (leader + 1) % 3
 	cut := (leader + 2) % 3 // a follower, so that the watcher keeps a quorum

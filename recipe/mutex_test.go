@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
+	"github.com/zooraft/zoo/zootest"
 )
 
 // Many contenders on sessions spread over the replicas: never two holders at
@@ -21,7 +23,7 @@ import (
 // left behind.
 func TestMutexMutualExclusion(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.ContextFor(t, 3*time.Minute)
 	const sessions, rounds = 12, 4
 	admin := session(t, c, 0)
 	mustCreate(t, admin, "/t1counter", []byte("0"))
@@ -53,7 +55,7 @@ func TestMutexMutualExclusion(t *testing.T) {
 				mu.Unlock()
 				var data []byte
 				var st zoo.Stat
-				if err := retryUnknown(ctx, func() (err error) {
+				if err := zootest.Retry(ctx, func() (err error) {
 					data, st, err = s.Get(ctx, "/t1counter")
 					return err
 				}); err != nil {
@@ -62,7 +64,7 @@ func TestMutexMutualExclusion(t *testing.T) {
 				n, _ := strconv.Atoi(string(data))
 				// After an unknown outcome, ErrBadVersion means that our
 				// own earlier attempt took effect: nobody else writes.
-				if err := retryUnknown(ctx, func() error {
+				if err := zootest.Retry(ctx, func() error {
 					_, err := s.Set(ctx, "/t1counter", []byte(strconv.Itoa(n+1)), st.Version)
 					return err
 				}, zoo.ErrBadVersion); err != nil {
@@ -106,7 +108,7 @@ func TestMutexMutualExclusion(t *testing.T) {
 // arrival order.
 func TestMutexWaitersWatchOnlyPredecessor(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	const waiters = 5
 	const dir = "/t1/locks/herd"
 	sessions := make([]*zoo.Session, waiters+1)
@@ -134,7 +136,7 @@ func TestMutexWaitersWatchOnlyPredecessor(t *testing.T) {
 				t.Errorf("waiter %d: Unlock: %v", i, err)
 			}
 		})
-		eventually(t, 30*time.Second, func() error { return holds(len(children(t, sessions[0], dir)) == i+1, "waiter's node") })
+		testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, sessions[0], dir)) == i+1, "waiter's node") })
 	}
 	nodes := children(t, sessions[0], dir)
 	for i, n := range nodes {
@@ -149,8 +151,8 @@ func TestMutexWaitersWatchOnlyPredecessor(t *testing.T) {
 	for i := 1; i < len(sessions); i++ {
 		want[i] = []string{nodes[i-1]}
 	}
-	eventually(t, 30*time.Second, func() error {
-		return holds(slices.EqualFunc(watchLayout(dir, nodes, sessions), want, slices.Equal), "the watch layout")
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
+		return testkit.Holds(slices.EqualFunc(watchLayout(dir, nodes, sessions), want, slices.Equal), "the watch layout")
 	})
 	// Only waiter 1's session has a watch on the holder's node: its deletion
 	// wakes waiter 1 alone.
@@ -173,7 +175,7 @@ func TestMutexWaitersWatchOnlyPredecessor(t *testing.T) {
 
 func TestMutexTryLockAndReentrancy(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s1, s2 := session(t, c, 1), session(t, c, 2)
 	m1, _ := NewMutex(s1, "/t1/locks/try", WithNodeData([]byte("m1")))
 	m2, _ := NewMutex(s2, "/t1/locks/try")
@@ -203,9 +205,9 @@ func TestMutexTryLockAndReentrancy(t *testing.T) {
 	if err := m2.TryLock(ctx); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryLock of a held lock: %v, want ErrLocked", err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		got := children(t, s1, "/t1/locks/try")
-		return holds(len(got) == 1, fmt.Sprintf("TryLock to take its node back: %v", got))
+		return testkit.Holds(len(got) == 1, fmt.Sprintf("TryLock to take its node back: %v", got))
 	})
 	if err := m1.Lock(ctx); !errors.Is(err, ErrNotReentrant) {
 		t.Errorf("second Lock: %v, want ErrNotReentrant", err)
@@ -237,7 +239,7 @@ func TestMutexTryLockAndReentrancy(t *testing.T) {
 	// A concurrent Lock on the same value is refused too.
 	done := make(chan error, 1)
 	go func() { done <- m1.Lock(ctx) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s1, "/t1/locks/try")) == 2, "m1 waiting") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s1, "/t1/locks/try")) == 2, "m1 waiting") })
 	if err := m1.Lock(ctx); !errors.Is(err, ErrNotReentrant) {
 		t.Errorf("Lock while another Lock runs: %v, want ErrNotReentrant", err)
 	}
@@ -255,7 +257,7 @@ func TestMutexTryLockAndReentrancy(t *testing.T) {
 // A Lock whose context ends removes its node and its watch.
 func TestMutexLockCancelledCleansUp(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s1, s2 := session(t, c, 0), session(t, c, 1)
 	holder, _ := NewMutex(s1, "/t1/locks/cancel")
 	waiter, _ := NewMutex(s2, "/t1/locks/cancel")
@@ -267,9 +269,9 @@ func TestMutexLockCancelledCleansUp(t *testing.T) {
 	if err := waiter.Lock(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Lock with an ending context: %v", err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		got := children(t, s1, "/t1/locks/cancel")
-		return holds(len(got) == 1, fmt.Sprintf("the cancelled Lock to take its node back: %v", got))
+		return testkit.Holds(len(got) == 1, fmt.Sprintf("the cancelled Lock to take its node back: %v", got))
 	})
 	if s2.HasWatches(holder.Node(), zoo.WatcherData) {
 		t.Error("the cancelled Lock left its watch")
@@ -286,7 +288,7 @@ func TestMutexLockCancelledCleansUp(t *testing.T) {
 // the next waiter gets it, and the holder's Unlock reports the loss.
 func TestMutexReleasedOnSessionClose(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s1, s2 := session(t, c, 1), session(t, c, 2)
 	holder, _ := NewMutex(s1, "/t1/locks/close")
 	waiter, _ := NewMutex(s2, "/t1/locks/close")
@@ -295,7 +297,7 @@ func TestMutexReleasedOnSessionClose(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- waiter.Lock(ctx) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s2, "/t1/locks/close")) == 2, "the waiter") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s2, "/t1/locks/close")) == 2, "the waiter") })
 	mustClose(t, s1)
 	select {
 	case <-holder.Lost():
@@ -320,7 +322,7 @@ func TestMutexReleasedOnSessionClose(t *testing.T) {
 // its timeout and the waiter gets the lock.
 func TestMutexReleasedWhenHolderReplicaStops(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	leader := c.WaitLeader()
 	victim := (leader + 1) % 3
 	s1 := session(t, c, victim, zoo.WithSessionTimeout(time.Second))
@@ -332,7 +334,7 @@ func TestMutexReleasedWhenHolderReplicaStops(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- waiter.Lock(ctx) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s2, "/t1/locks/stop")) == 2, "the waiter") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s2, "/t1/locks/stop")) == 2, "the waiter") })
 	c.Stop(victim)
 	select {
 	case <-holder.Lost():
@@ -357,7 +359,7 @@ func TestMutexReleasedWhenHolderReplicaStops(t *testing.T) {
 // in; after the partition heals its Unlock reports the loss.
 func TestMutexIsolatedHolderGivesUpBeforeExpiry(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	leader := c.WaitLeader()
 	victim := (leader + 1) % 3
 	s1 := session(t, c, victim) // default timeout: 20 ticks
@@ -375,13 +377,13 @@ func TestMutexIsolatedHolderGivesUpBeforeExpiry(t *testing.T) {
 		}
 		gotAt.Store(time.Now().UnixNano())
 	}()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s2, "/t1/locks/isolated")) == 2, "the waiter") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s2, "/t1/locks/isolated")) == 2, "the waiter") })
 	c.Isolate(victim)
 	go func() {
 		<-holder.Lost()
 		lostAt.Store(time.Now().UnixNano())
 	}()
-	eventually(t, time.Minute, func() error { return holds(gotAt.Load() != 0, "the waiter to get the lock") })
+	testkit.EventuallyNil(t, time.Minute, func() error { return testkit.Holds(gotAt.Load() != 0, "the waiter to get the lock") })
 	if l, g := lostAt.Load(), gotAt.Load(); l == 0 || l > g {
 		t.Errorf("the isolated holder learnt of its loss at %d, after the next holder got the lock at %d", l, g)
 	}
@@ -390,14 +392,14 @@ func TestMutexIsolatedHolderGivesUpBeforeExpiry(t *testing.T) {
 	if !errors.Is(err, ErrLost) || !errors.Is(err, ErrSuspended) {
 		t.Errorf("Unlock after the loss: %v, want ErrLost and ErrSuspended", err)
 	}
-	eventually(t, time.Minute, func() error { return holds(s1.Err() != nil, "the holder's session to end") })
+	testkit.EventuallyNil(t, time.Minute, func() error { return testkit.Holds(s1.Err() != nil, "the holder's session to end") })
 }
 
 // Lock calls whose context ends at every possible moment (before, during and
 // after their create was sent, while waiting) leave no contender behind.
 func TestMutexCancelledAtRandomLeavesNothing(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	holderS := session(t, c, 0)
 	holder, _ := NewMutex(holderS, "/t1/cancel")
 	if err := holder.Lock(ctx); err != nil {
@@ -417,9 +419,9 @@ func TestMutexCancelledAtRandomLeavesNothing(t *testing.T) {
 	}
 	wg.Wait()
 	want := []string{baseName(holder.Node())}
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		got := children(t, holderS, "/t1/cancel")
-		return holds(slices.Equal(got, want), fmt.Sprintf("only the holder's node (%v), not %v", want, got))
+		return testkit.Holds(slices.Equal(got, want), fmt.Sprintf("only the holder's node (%v), not %v", want, got))
 	})
 	if err := holder.Unlock(ctx); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // TestQueueExactlyOnce: producers and blocking consumers on every replica;
@@ -23,7 +24,7 @@ import (
 // most once.)
 func TestQueueExactlyOnce(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 180*time.Second)
+	ctx := testkit.ContextFor(t, 180*time.Second)
 	const producers, consumers, perProducer = 3, 4, 40
 
 	type got struct {
@@ -142,7 +143,7 @@ func TestQueueExactlyOnce(t *testing.T) {
 // tests that put first and take later, and need every item exactly once.
 func putOnce(t *testing.T, s *zoo.Session, dir string, data []byte, put func(ctx context.Context) error) {
 	t.Helper()
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	for {
 		err := put(ctx)
 		if err == nil {
@@ -172,7 +173,7 @@ func putOnce(t *testing.T, s *zoo.Session, dir string, data []byte, put func(ctx
 
 func TestQueueFIFOAndNonBlocking(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	q, err := NewQueue(session(t, cl, 0), "/fifo/q")
 	must(t, err)
 	if _, ok, err := q.TryTake(ctx); ok || err != nil {
@@ -252,7 +253,7 @@ func TestQueueFIFOAndNonBlocking(t *testing.T) {
 
 func TestPriorityQueueOrder(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	q, err := NewPriorityQueue(session(t, cl, 0), "/pq")
 	must(t, err)
 	prios := []int32{5, -3, 0, 5, 100, -3, math.MinInt32, math.MaxInt32, 0, 7}
@@ -318,7 +319,7 @@ func TestPriorityQueueOrder(t *testing.T) {
 // duplicate items.
 func TestQueueTakeCancelledAtRandom(t *testing.T) {
 	cl := newCluster(t, 3)
-	ctx := testCtx(t, 180*time.Second)
+	ctx := testkit.ContextFor(t, 180*time.Second)
 	const items = 60
 	producer, err := NewQueue(session(t, cl, 0), "/cancel")
 	must(t, err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -26,38 +27,6 @@ func newCluster(t *testing.T, n int) *zootest.Cluster {
 	return zootest.New(t, n, zootest.Options{})
 }
 
-// testCtx returns a context that ends after d or with the test.
-func testCtx(t testing.TB, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// retryUnknown runs call until its outcome is known: a raft leader may step
-// down at any time, and most tests are not about that. done lists the errors
-// that, after an unknown outcome, mean an earlier attempt took effect
-// (ErrNodeExists for a create, ...): they count as success then.
-func retryUnknown(ctx context.Context, call func() error, done ...error) error {
-	unknown := false
-	for {
-		err := call()
-		if err == nil || !transient(err) || ctx.Err() != nil {
-			for _, d := range done {
-				if unknown && errors.Is(err, d) {
-					return nil
-				}
-			}
-			return err
-		}
-		unknown = true
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
-}
-
 // session opens a session on replica i as c.Session does, riding out
 // elections. The session is closed when the test ends, before its cluster
 // stops (cleanups run last-in first-out), so that what recipes still do in
@@ -67,7 +36,7 @@ func session(t testing.TB, c *zootest.Cluster, i int, opts ...zoo.SessionOption)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var s *zoo.Session
-	err := retryUnknown(ctx, func() (err error) {
+	err := zootest.Retry(ctx, func() (err error) {
 		s, err = c.Replica(i).NewSession(ctx, opts...)
 		return err
 	})
@@ -86,8 +55,8 @@ func session(t testing.TB, c *zootest.Cluster, i int, opts ...zoo.SessionOption)
 // there), failing the test on error.
 func mustDo(t testing.TB, what string, call func(ctx context.Context) error, done ...error) {
 	t.Helper()
-	ctx := testCtx(t, 30*time.Second)
-	if err := retryUnknown(ctx, func() error { return call(ctx) }, done...); err != nil {
+	ctx := testkit.ContextFor(t, 30*time.Second)
+	if err := zootest.Retry(ctx, func() error { return call(ctx) }, done...); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
 }
@@ -139,32 +108,6 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// eventually polls cond until it returns nil, failing the test with its
-// last error after within.
-func eventually(t testing.TB, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// holds is cond for eventually: nil if ok, else an error saying what is
-// awaited.
-func holds(ok bool, what string) error {
-	if ok {
-		return nil
-	}
-	return errors.New("waiting for " + what)
-}
-
 // children lists path's children as the ensemble has them (after a Sync),
 // sorted by sequence; nil if path does not exist.
 func children(t testing.TB, s *zoo.Session, path string) []string {
@@ -189,9 +132,9 @@ func children(t testing.TB, s *zoo.Session, path string) []string {
 func noneLeft(t testing.TB, s *zoo.Session, path string) {
 	t.Helper()
 	var left []string
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		left = children(t, s, path)
-		return holds(len(left) == 0, fmt.Sprintf("no nodes left in %s: %v", path, left))
+		return testkit.Holds(len(left) == 0, fmt.Sprintf("no nodes left in %s: %v", path, left))
 	})
 }
 

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // Readers and writers on sessions spread over the replicas: a writer holds
 // alone, readers only with readers, and everyone finishes.
 func TestRWMutexExclusion(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.ContextFor(t, 3*time.Minute)
 	const participants, rounds = 9, 4
 	var (
 		readers, writers atomic.Int32
@@ -73,7 +74,7 @@ func TestRWMutexExclusion(t *testing.T) {
 // alone; TryLock and TryRLock see what is going on.
 func TestRWMutexReadersShare(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	const dir = "/t1/rw/share"
 	readers := make([]*RWMutex, 4)
 	for i := range readers {
@@ -101,7 +102,7 @@ func TestRWMutexReadersShare(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- w.Lock(ctx) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, ws, dir)) == 5, "the writer waiting") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, ws, dir)) == 5, "the writer waiting") })
 	// A reader arriving now queues behind the writer.
 	if err := extra.TryRLock(ctx); !errors.Is(err, ErrLocked) {
 		t.Fatalf("TryRLock behind a waiting writer: %v, want ErrLocked", err)
@@ -135,7 +136,7 @@ func TestRWMutexReadersShare(t *testing.T) {
 // it queue behind it.
 func TestRWMutexNoWriterStarvation(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	const dir = "/t1/rw/starve"
 	stop := make(chan struct{})
 	var (
@@ -171,7 +172,7 @@ func TestRWMutexNoWriterStarvation(t *testing.T) {
 			}
 		})
 	}
-	eventually(t, 30*time.Second, func() error { return holds(readers.Load() > 0, "readers holding") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(readers.Load() > 0, "readers holding") })
 	w, _ := NewRWMutex(session(t, c, 0), dir)
 	for range 3 {
 		if err := w.Lock(ctx); err != nil {
@@ -197,7 +198,7 @@ func TestRWMutexNoWriterStarvation(t *testing.T) {
 // the next writer.
 func TestRWMutexWatchLayout(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 2*time.Minute)
+	ctx := testkit.ContextFor(t, 2*time.Minute)
 	const dir = "/t1/rw/layout"
 	// W1 holds; then R1, R2, W2, R3 queue in that order.
 	kinds := []string{"W1", "R1", "R2", "W2", "R3"}
@@ -220,12 +221,12 @@ func TestRWMutexWatchLayout(t *testing.T) {
 	for i := 1; i < len(kinds); i++ {
 		got[i] = make(chan error, 1)
 		go func() { got[i] <- acquire(i) }()
-		eventually(t, 30*time.Second, func() error { return holds(len(children(t, sessions[0], dir)) == i+1, kinds[i]+" queued") })
+		testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, sessions[0], dir)) == i+1, kinds[i]+" queued") })
 	}
 	nodes := children(t, sessions[0], dir)
 	want := [][]string{{nodes[0]}, {nodes[0]}, {nodes[0]}, {nodes[2]}, {nodes[3]}}
-	eventually(t, 30*time.Second, func() error {
-		return holds(slices.EqualFunc(watchLayout(dir, nodes, sessions), want, slices.Equal), "the watch layout")
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
+		return testkit.Holds(slices.EqualFunc(watchLayout(dir, nodes, sessions), want, slices.Equal), "the watch layout")
 	})
 	if err := locks[0].Unlock(ctx); err != nil {
 		t.Fatal(err)
@@ -238,8 +239,8 @@ func TestRWMutexWatchLayout(t *testing.T) {
 	// W2 and R3 still wait: their watches are unchanged.
 	nodes = nodes[1:]
 	want = [][]string{{nodes[0]}, {nodes[1]}, {nodes[1]}, {nodes[2]}}
-	eventually(t, 30*time.Second, func() error {
-		return holds(slices.EqualFunc(watchLayout(dir, nodes, sessions[1:]), want, slices.Equal), "the watch layout after W1")
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
+		return testkit.Holds(slices.EqualFunc(watchLayout(dir, nodes, sessions[1:]), want, slices.Equal), "the watch layout after W1")
 	})
 	for _, i := range []int{1, 2} {
 		if err := locks[i].RUnlock(ctx); err != nil {
@@ -270,7 +271,7 @@ func TestRWMutexWatchLayout(t *testing.T) {
 // in.
 func TestRWMutexDowngrade(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	const dir = "/t1/rw/down"
 	s0 := session(t, c, 0)
 	w, _ := NewRWMutex(s0, dir)
@@ -285,11 +286,11 @@ func TestRWMutexDowngrade(t *testing.T) {
 	r, _ := NewRWMutex(session(t, c, 1), dir)
 	rgot := make(chan error, 1)
 	go func() { rgot <- r.RLock(ctx) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s0, dir)) == 2, "the reader queued") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s0, dir)) == 2, "the reader queued") })
 	w2, _ := NewRWMutex(session(t, c, 2), dir)
 	w2got := make(chan error, 1)
 	go func() { w2got <- w2.Lock(ctx) }()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s0, dir)) == 3, "the writer queued") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s0, dir)) == 3, "the writer queued") })
 
 	if err := w.Downgrade(ctx); err != nil {
 		t.Fatal(err)
@@ -316,8 +317,8 @@ func TestRWMutexDowngrade(t *testing.T) {
 	if len(nodes) != 2 {
 		t.Fatalf("nodes %v, want the writer's and the downgraded reader's", nodes)
 	}
-	eventually(t, 30*time.Second, func() error {
-		return holds(w2.core.s.HasWatches(dir+"/"+nodes[1], zoo.WatcherData), "the writer watching the downgraded reader")
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
+		return testkit.Holds(w2.core.s.HasWatches(dir+"/"+nodes[1], zoo.WatcherData), "the writer watching the downgraded reader")
 	})
 	select {
 	case err := <-w2got:

@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // Never more than N leases at once, with acquirers spread over the replicas
 // and mixing Acquire and TryAcquire; everyone finishes; nothing is left.
 func TestSemaphoreNeverMoreThanN(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, 3*time.Minute)
+	ctx := testkit.ContextFor(t, 3*time.Minute)
 	const participants, rounds, n = 9, 3, 3
 	var (
 		held, maxHeld atomic.Int32
@@ -79,7 +80,7 @@ func TestSemaphoreNeverMoreThanN(t *testing.T) {
 
 func TestSemaphoreTryAcquireAndRelease(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s1, s2 := session(t, c, 1), session(t, c, 2)
 	sem1, _ := NewSemaphore(s1, "/t1/sem/try", 2, WithNodeData([]byte("s1")))
 	sem2, _ := NewSemaphore(s2, "/t1/sem/try", 2)
@@ -108,9 +109,9 @@ func TestSemaphoreTryAcquireAndRelease(t *testing.T) {
 	if _, err := sem2.TryAcquire(ctx); !errors.Is(err, ErrNoLease) {
 		t.Fatalf("TryAcquire with all leases taken: %v, want ErrNoLease", err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		got := children(t, s1, "/t1/sem/try/leases")
-		return holds(len(got) == 2, fmt.Sprintf("TryAcquire to take its node back: %v", got))
+		return testkit.Holds(len(got) == 2, fmt.Sprintf("TryAcquire to take its node back: %v", got))
 	})
 	lost := a.Lost()
 	if err := a.Release(ctx); err != nil {
@@ -137,7 +138,7 @@ func TestSemaphoreTryAcquireAndRelease(t *testing.T) {
 
 func TestSemaphoreLeaseCountMismatch(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	sem2, _ := NewSemaphore(session(t, c, 0), "/t1/sem/mismatch", 2)
 	sem3, _ := NewSemaphore(session(t, c, 1), "/t1/sem/mismatch", 3)
 	l, err := sem2.Acquire(ctx)
@@ -160,7 +161,7 @@ func TestSemaphoreLeaseCountMismatch(t *testing.T) {
 // Acquire leaves neither a lease nor a lock node.
 func TestSemaphoreLeaseLostAndCancelled(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	const path = "/t1/sem/lost"
 	s1, s2, s3 := session(t, c, 0), session(t, c, 1), session(t, c, 2)
 	sem1, _ := NewSemaphore(s1, path, 1)
@@ -175,9 +176,9 @@ func TestSemaphoreLeaseLostAndCancelled(t *testing.T) {
 	if _, err := sem3.Acquire(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire with an ending context: %v", err)
 	}
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		got := children(t, s3, path+"/leases")
-		return holds(len(got) == 1, fmt.Sprintf("the cancelled Acquire to take its lease node back: %v", got))
+		return testkit.Holds(len(got) == 1, fmt.Sprintf("the cancelled Acquire to take its lease node back: %v", got))
 	})
 	noneLeft(t, s3, path+"/locks")
 	got := make(chan *Lease, 1)
@@ -188,7 +189,7 @@ func TestSemaphoreLeaseLostAndCancelled(t *testing.T) {
 		}
 		got <- l
 	}()
-	eventually(t, 30*time.Second, func() error { return holds(len(children(t, s2, path+"/leases")) == 2, "the waiter") })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return testkit.Holds(len(children(t, s2, path+"/leases")) == 2, "the waiter") })
 	mustClose(t, s1)
 	select {
 	case <-held.Lost():

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // A claim's create whose outcome was unknown may leave duplicates carrying
@@ -13,7 +14,7 @@ import (
 // duplicates itself and counts on no create of its own being repeated.)
 func TestSeqClaimDuplicates(t *testing.T) {
 	c := newCluster(t, 1)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s := session(t, c, 0)
 	must(t, ensurePath(ctx, s, "/t1/dup"))
 	dup := func(cl *seqClaim) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -83,7 +84,7 @@ func diffTree(got, want map[string]CachedNode) string {
 // converged waits until the cache equals a fresh full read of its root.
 func converged(t testing.TB, c *TreeCache, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	testkit.EventuallyNil(t, timeout, func() error {
 		if err := c.Err(); err != nil {
 			return fmt.Errorf("cache stopped: %w", err)
 		}
@@ -227,7 +228,7 @@ func startCacheModel(t testing.TB, s *zoo.Session, root string, opts TreeCacheOp
 	if follow {
 		m = followEvents(c)
 	}
-	must(t, c.Start(testCtx(t, 30*time.Second)))
+	must(t, c.Start(testkit.ContextFor(t, 30*time.Second)))
 	t.Cleanup(func() { c.Close() })
 	return c, m
 }
@@ -235,7 +236,7 @@ func startCacheModel(t testing.TB, s *zoo.Session, root string, opts TreeCacheOp
 func TestTreeCacheLoadAndEvents(t *testing.T) {
 	cl := newCluster(t, 1)
 	s := session(t, cl, 0)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	mustCreate(t, s, "/app", []byte("root"))
 	mustCreate(t, s, "/app/x", []byte("1"))
 	mustCreate(t, s, "/app/x/y", []byte("2"))
@@ -311,7 +312,7 @@ func TestTreeCacheLoadAndEvents(t *testing.T) {
 	mustDelete(t, s, "/app/x")
 	mustDelete(t, s, "/app/z")
 	mustDelete(t, s, "/app")
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		if err := c.Err(); err != nil {
 			t.Fatalf("cache stopped: %v", err)
 		}
@@ -337,7 +338,7 @@ func TestTreeCacheMaxDepthAndDecode(t *testing.T) {
 	}
 	mustCreate(t, s, "/cfg/svc/deep2", nil)
 	mustCreate(t, s, "/cfg/new", []byte(`{"host":"x"}`))
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		if _, _, ok := c.Get("/cfg/new"); !ok {
 			return errors.New("no /cfg/new")
 		}
@@ -347,7 +348,7 @@ func TestTreeCacheMaxDepthAndDecode(t *testing.T) {
 		t.Fatal("cached a created node below MaxDepth")
 	}
 	// The depth-1 parent's Stat still follows its (uncached) children.
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		if _, st, _ := c.Get("/cfg/svc"); st.NumChildren != 2 {
 			return fmt.Errorf("NumChildren %d", st.NumChildren)
 		}
@@ -386,7 +387,7 @@ func TestTreeCacheMaxDepthAndDecode(t *testing.T) {
 func TestTreeCacheWatchJSON(t *testing.T) {
 	cl := newCluster(t, 1)
 	s := session(t, cl, 0)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	type config struct{ Level string }
 	c, err := NewTreeCache(s, "/conf", TreeCacheOptions{})
 	must(t, err)
@@ -444,7 +445,7 @@ func TestTreeCacheConcurrentWriters(t *testing.T) {
 	mustCreate(t, cs, "/tree", nil)
 	c, model := startCacheModel(t, cs, "/tree", TreeCacheOptions{}, true)
 
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	for round := 0; round < 2; round++ {
 		var wg sync.WaitGroup
 		for w := 0; w < 6; w++ {
@@ -454,7 +455,7 @@ func TestTreeCacheConcurrentWriters(t *testing.T) {
 		wg.Wait()
 		converged(t, c, 60*time.Second)
 	}
-	eventually(t, 30*time.Second, func() error { return model.check(c) })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return model.check(c) })
 	if n := len(c.Snapshot()); n < 2 {
 		t.Fatalf("only %d nodes: the churn did nothing", n)
 	}
@@ -471,14 +472,14 @@ func TestTreeCacheLeaderFailover(t *testing.T) {
 	mustCreate(t, cs, "/fo", nil)
 	c, model := startCacheModel(t, cs, "/fo", TreeCacheOptions{}, true)
 
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	var wg sync.WaitGroup
 	for i, r := range []int{survivor, other, leader, other} {
 		s := session(t, cl, r)
 		wg.Go(func() { churn(ctx, s, "/fo", uint64(100+i), 150) })
 	}
 	// Stop the leader once some changes are in.
-	eventually(t, 60*time.Second, func() error {
+	testkit.EventuallyNil(t, 60*time.Second, func() error {
 		if n := len(c.Snapshot()); n < 10 {
 			return fmt.Errorf("%d nodes so far", n)
 		}
@@ -494,7 +495,7 @@ func TestTreeCacheLeaderFailover(t *testing.T) {
 	}
 	wg.Wait()
 	converged(t, c, 60*time.Second)
-	eventually(t, 30*time.Second, func() error { return model.check(c) })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return model.check(c) })
 	if err := c.Err(); err != nil {
 		t.Fatalf("cache stopped: %v", err)
 	}
@@ -506,7 +507,7 @@ func TestTreeCacheLeaderFailover(t *testing.T) {
 func TestTreeCacheResyncAfterOverflow(t *testing.T) {
 	cl := newCluster(t, 1)
 	s := session(t, cl, 0)
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	mustCreate(t, s, "/big", nil)
 	mustCreate(t, s, "/big/keep", []byte("k"))
 	c, model := startCacheModel(t, s, "/big", TreeCacheOptions{EventBuffer: 100000}, true)
@@ -522,14 +523,14 @@ func TestTreeCacheResyncAfterOverflow(t *testing.T) {
 	ops = append(ops, zoo.DeleteOp{Path: "/big/keep", Version: -1})
 	_, err := s.Multi(ctx, ops...)
 	must(t, err)
-	eventually(t, 60*time.Second, func() error {
+	testkit.EventuallyNil(t, 60*time.Second, func() error {
 		if c.resyncs.Load() == 0 {
 			return errors.New("no resync yet")
 		}
 		return nil
 	})
 	converged(t, c, 60*time.Second)
-	eventually(t, 30*time.Second, func() error { return model.check(c) })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return model.check(c) })
 	if len(c.Snapshot()) != n+1 {
 		t.Fatalf("%d nodes cached, want %d", len(c.Snapshot()), n+1)
 	}
@@ -556,7 +557,7 @@ func TestTreeCacheResyncAfterSnapshotInstall(t *testing.T) {
 	c, model := startCacheModel(t, cs, "/snap", TreeCacheOptions{}, true)
 
 	ws := session(t, cl, leader)
-	ctx := testCtx(t, 120*time.Second)
+	ctx := testkit.ContextFor(t, 120*time.Second)
 	cl.Isolate(follower)
 	// Write until the majority has taken (and compacted behind) a snapshot:
 	// SnapshotThreshold 64 with retention of 64 entries, checked every second.
@@ -572,14 +573,14 @@ func TestTreeCacheResyncAfterSnapshotInstall(t *testing.T) {
 		}
 	}
 	cl.Heal()
-	eventually(t, 60*time.Second, func() error {
+	testkit.EventuallyNil(t, 60*time.Second, func() error {
 		if c.resyncs.Load() == 0 {
 			return errors.New("no resync yet (the replica may have caught up from the log)")
 		}
 		return nil
 	})
 	converged(t, c, 60*time.Second)
-	eventually(t, 30*time.Second, func() error { return model.check(c) })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return model.check(c) })
 }
 
 func TestTreeCacheSessionEndAndClose(t *testing.T) {
@@ -625,7 +626,7 @@ func TestTreeCacheSessionEndAndClose(t *testing.T) {
 	c3, err := NewTreeCache(s2, "/end", TreeCacheOptions{})
 	must(t, err)
 	must(t, c3.Close())
-	if err := c3.Start(testCtx(t, time.Minute)); !errors.Is(err, ErrCacheClosed) {
+	if err := c3.Start(testkit.ContextFor(t, time.Minute)); !errors.Is(err, ErrCacheClosed) {
 		t.Fatalf("Start after Close: %v", err)
 	}
 	if _, ok := <-c3.Events(); ok {
@@ -638,7 +639,7 @@ func TestTreeCacheSessionEndAndClose(t *testing.T) {
 func TestTreeCacheSlowReader(t *testing.T) {
 	cl := newCluster(t, 1)
 	s := session(t, cl, 0)
-	ctx := testCtx(t, 60*time.Second)
+	ctx := testkit.ContextFor(t, 60*time.Second)
 	mustCreate(t, s, "/slow", nil)
 	c := startCache(t, s, "/slow", TreeCacheOptions{EventBuffer: 4})
 	c.Events() // from now on events are queued (and, unread, dropped)
@@ -680,14 +681,14 @@ func TestTreeCacheSharedSessionClose(t *testing.T) {
 	c2, model := startCacheModel(t, s, "/shared", TreeCacheOptions{}, true)
 	must(t, c1.Close())
 	mustCreate(t, s, "/shared/b", []byte("b"))
-	eventually(t, 30*time.Second, func() error {
+	testkit.EventuallyNil(t, 30*time.Second, func() error {
 		if c2.resyncs.Load() == 0 {
 			return errors.New("no resync")
 		}
 		return nil
 	})
 	converged(t, c2, 30*time.Second)
-	eventually(t, 30*time.Second, func() error { return model.check(c2) })
+	testkit.EventuallyNil(t, 30*time.Second, func() error { return model.check(c2) })
 	if !s.HasWatches("/shared", zoo.WatcherPersistentRecursive) {
 		t.Fatal("the surviving cache has no watch")
 	}

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 func TestEnsurePathAndWaitDeleted(t *testing.T) {
 	c := newCluster(t, 3)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s0, s1 := session(t, c, 0), session(t, c, 1)
 
 	// Concurrent creators of overlapping paths all succeed.
@@ -59,10 +60,10 @@ func TestEnsurePathAndWaitDeleted(t *testing.T) {
 	mustSync(t, s0)
 	done := make(chan error, 1)
 	go func() { done <- waitDeleted(ctx, s0, "/t1/node") }()
-	eventually(t, 10*time.Second, func() error { return holds(s0.HasWatches("/t1/node", zoo.WatcherData), "the watch") })
+	testkit.EventuallyNil(t, 10*time.Second, func() error { return testkit.Holds(s0.HasWatches("/t1/node", zoo.WatcherData), "the watch") })
 	mustSet(t, s1, "/t1/node", []byte("x"))
-	eventually(t, 10*time.Second, func() error {
-		return holds(s0.HasWatches("/t1/node", zoo.WatcherData), "the re-armed watch")
+	testkit.EventuallyNil(t, 10*time.Second, func() error {
+		return testkit.Holds(s0.HasWatches("/t1/node", zoo.WatcherData), "the re-armed watch")
 	})
 	select {
 	case err := <-done:
@@ -88,7 +89,7 @@ func TestEnsurePathAndWaitDeleted(t *testing.T) {
 
 	// Session end: the session's error.
 	go func() { done <- waitDeleted(ctx, s0, "/t1/node2") }()
-	eventually(t, 10*time.Second, func() error { return holds(s0.HasWatches("/t1/node2", zoo.WatcherData), "the watch") })
+	testkit.EventuallyNil(t, 10*time.Second, func() error { return testkit.Holds(s0.HasWatches("/t1/node2", zoo.WatcherData), "the watch") })
 	mustClose(t, s0)
 	if err := <-done; !errors.Is(err, zoo.ErrClosed) {
 		t.Fatalf("waitDeleted after Close: %v, want ErrClosed", err)
@@ -99,7 +100,7 @@ func TestEnsurePathAndWaitDeleted(t *testing.T) {
 // outcome instead of creating a second node.
 func TestCreateTokened(t *testing.T) {
 	c := newCluster(t, 1)
-	ctx := testCtx(t, time.Minute)
+	ctx := testkit.ContextFor(t, time.Minute)
 	s := session(t, c, 0)
 	p, _, err := createTokened(ctx, s, "/t2/tok/dir", "p-"+newToken()+"-", []byte("x"), zoo.ModePersistentSequential, true)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // adminServer serves srv's AdminHandler over HTTP for the test.
@@ -367,7 +368,7 @@ func TestAdminCluster(t *testing.T) {
 
 	alone := (leader + 1) % 3
 	c.Isolate(alone)
-	eventually(t, 15*time.Second, "ruok on the isolated replica is refused", func() bool {
+	testkit.Eventually(t, 15*time.Second, "ruok on the isolated replica is refused", func() bool {
 		code, _ := adminGet(t, ts[alone], "/commands/ruok")
 		return code == http.StatusServiceUnavailable
 	})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo/internal/realzk"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/recipe"
 )
 
@@ -68,7 +69,7 @@ func runCurator(t *testing.T, cp []string, connect string) {
 func TestCuratorAndZooShareALock(t *testing.T) {
 	c := newCluster(t, Config{})
 	peer := startCuratorPeer(t, "CuratorLockPeer.java", strings.Join(c.addrs, ","), "/shared/lock")
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 
 	peer.expect("locked")
 	m, err := recipe.NewMutex(c.Session(0), "/shared/lock")
@@ -101,7 +102,7 @@ func TestCuratorAndZooShareALock(t *testing.T) {
 func TestCuratorAndZooShareAnElection(t *testing.T) {
 	c := newCluster(t, Config{})
 	peer := startCuratorPeer(t, "CuratorLatchPeer.java", strings.Join(c.addrs, ","), "/shared/election")
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 
 	peer.expect("leader")
 	e, err := recipe.NewElection(c.Session(0), "/shared/election")
@@ -139,7 +140,7 @@ func TestCuratorAndZooShareAnElection(t *testing.T) {
 func TestCuratorAndZooShareASemaphore(t *testing.T) {
 	c := newCluster(t, Config{})
 	peer := startCuratorPeer(t, "CuratorSemaphorePeer.java", strings.Join(c.addrs, ","), "/shared/semaphore")
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 
 	peer.expect("two")
 	sem, err := recipe.NewSemaphore(c.Session(0), "/shared/semaphore", 2)
@@ -171,7 +172,7 @@ func TestCuratorAndZooShareASemaphore(t *testing.T) {
 func TestCuratorAndZooShareARWLock(t *testing.T) {
 	c := newCluster(t, Config{})
 	peer := startCuratorPeer(t, "CuratorRWLockPeer.java", strings.Join(c.addrs, ","), "/shared/rwlock")
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 
 	peer.expect("read-locked")
 	reader, err := recipe.NewRWMutex(c.Session(0), "/shared/rwlock")

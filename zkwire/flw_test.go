@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // word sends a four-letter word and returns the whole answer.
@@ -101,7 +102,7 @@ func TestNotServing(t *testing.T) {
 	raw := dialRaw(t, c.addrs[alone])
 	raw.handshake()
 	c.Isolate(alone)
-	eventually(t, 15*time.Second, "srvr says the replica is not serving", func() bool {
+	testkit.Eventually(t, 15*time.Second, "srvr says the replica is not serving", func() bool {
 		return word(t, c.addrs[alone], "srvr") == notServing
 	})
 	raw.expectClosed()
@@ -109,7 +110,7 @@ func TestNotServing(t *testing.T) {
 		t.Fatalf("isro on a replica that does not serve = %q", got)
 	}
 	// The majority keeps serving (a busy machine may cost it a brief election).
-	eventually(t, 15*time.Second, "srvr on the majority side shows a mode", func() bool {
+	testkit.Eventually(t, 15*time.Second, "srvr on the majority side shows a mode", func() bool {
 		got := word(t, c.addrs[leader], "srvr")
 		return strings.Contains(got, "Mode: leader\n") || strings.Contains(got, "Mode: follower\n")
 	})

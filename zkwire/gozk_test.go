@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // backends runs a test against one Server in front of a one-replica
@@ -129,7 +130,7 @@ func TestGoZKOps(t *testing.T) {
 			t.Fatalf("other client: exists %s = %v, %v", p2, ok, err)
 		}
 		conn.Close()
-		eventually(t, 10*time.Second, "the ephemeral goes with its session", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the ephemeral goes with its session", func() bool {
 			ok, _, err := other.Exists(p2)
 			return err == nil && !ok
 		})
@@ -412,7 +413,7 @@ func resumeAfterFailover(t *testing.T, watch bool) {
 			if stopReplica {
 				c.Stop(first)
 			}
-			eventually(t, 15*time.Second, "reconnected to another server", func() bool {
+			testkit.Eventually(t, 15*time.Second, "reconnected to another server", func() bool {
 				i := c.index(conn.Server())
 				return i >= 0 && i != first && conn.State() == zk.StateHasSession && rec.count(zk.StateHasSession) >= 2
 			})
@@ -464,8 +465,8 @@ func TestGoZKSessionExpiry(t *testing.T) {
 	c.srvs[0].Close()
 	// The session is detached and expires on the ensemble after its timeout.
 	s := c.Session(1)
-	ctx := testCtx(t)
-	eventually(t, 15*time.Second, "the ephemeral of the expired session is deleted", func() bool {
+	ctx := testkit.Context(t)
+	testkit.Eventually(t, 15*time.Second, "the ephemeral of the expired session is deleted", func() bool {
 		if err := s.Sync(ctx, "/"); err != nil {
 			return false
 		}
@@ -473,7 +474,7 @@ func TestGoZKSessionExpiry(t *testing.T) {
 		return err == nil && !ok
 	})
 	gate.set(false, c.addrs[1])
-	eventually(t, 15*time.Second, "go-zookeeper reports the session expired", func() bool {
+	testkit.Eventually(t, 15*time.Second, "go-zookeeper reports the session expired", func() bool {
 		return rec.count(zk.StateExpired) > 0
 	})
 }

@@ -1,7 +1,6 @@
 package zkwire
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -13,29 +12,9 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
-
-func testCtx(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		<-tk.C
-	}
-}
 
 // openSingle opens an in-memory one-replica ensemble.
 func openSingle(t *testing.T) *zoo.Ensemble {
@@ -45,7 +24,7 @@ func openSingle(t *testing.T) *zoo.Ensemble {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ens.Close() })
-	if err := ens.WaitServing(testCtx(t)); err != nil {
+	if err := ens.WaitServing(testkit.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	return ens
@@ -84,7 +63,7 @@ func newCluster(t testing.TB, cfg Config) *cluster {
 	t.Helper()
 	c := &cluster{Cluster: zootest.New(t, 3, zootest.Options{})}
 	for i := 0; i < 3; i++ {
-		if err := c.Replica(i).WaitServing(testCtx(t)); err != nil {
+		if err := c.Replica(i).WaitServing(testkit.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 		srv, addr := serve(t, c.Replica(i), cfg)
@@ -155,7 +134,7 @@ func connectZKDial(t *testing.T, addrs []string, timeout time.Duration, dial zk.
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
-	eventually(t, 10*time.Second, "go-zookeeper has a session", func() bool {
+	testkit.Eventually(t, 10*time.Second, "go-zookeeper has a session", func() bool {
 		return conn.State() == zk.StateHasSession
 	})
 	return conn, rec

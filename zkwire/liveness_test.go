@@ -6,6 +6,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // A client that goes silent without closing its socket loses its session a
@@ -17,7 +18,7 @@ func TestSilentClientExpiresAfterOneTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ens.Close() })
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	if err := ens.WaitServing(ctx); err != nil {
 		t.Fatal(err)
 	}

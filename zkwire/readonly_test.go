@@ -10,6 +10,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // roConnect sends a ConnectRequest with the readOnly byte set to readOnly and
@@ -71,7 +72,7 @@ func TestReadOnlyMode(t *testing.T) {
 	}
 
 	c.Isolate(alone)
-	eventually(t, 15*time.Second, "isro says ro", func() bool { return word(t, c.addrs[alone], "isro") == "ro" })
+	testkit.Eventually(t, 15*time.Second, "isro says ro", func() bool { return word(t, c.addrs[alone], "isro") == "ro" })
 	rw.expectClosed() // read-write clients are dropped
 	if got := word(t, c.addrs[alone], "srvr"); !strings.Contains(got, "Mode: read-only\n") {
 		t.Fatalf("srvr in read-only mode: %q", got)
@@ -176,11 +177,11 @@ func TestReadOnlyMode(t *testing.T) {
 
 	c.Heal()
 	ro.expectClosed()
-	eventually(t, 15*time.Second, "isro says rw", func() bool { return word(t, c.addrs[alone], "isro") == "rw" })
+	testkit.Eventually(t, 15*time.Second, "isro says rw", func() bool { return word(t, c.addrs[alone], "isro") == "rw" })
 	// Right after the heal a busy machine may lose the leader again for a
 	// moment (the server then closes without answering): try until answered.
 	var frame []byte
-	eventually(t, 15*time.Second, "a session from the healed replica", func() bool {
+	testkit.Eventually(t, 15*time.Second, "a session from the healed replica", func() bool {
 		frame = dialRaw(t, c.addrs[alone]).roConnect(0, make([]byte, 16), true)
 		return frame != nil
 	})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
 
@@ -58,7 +59,7 @@ func TestReconfig(t *testing.T) {
 	super := zoo.DigestID("super", "secret")
 	c := &cluster{Cluster: zootest.New(t, 3, zootest.Options{Configure: func(_ int, cfg *zoo.Config) { cfg.SuperDigest = super }})}
 	for i := 0; i < 3; i++ {
-		if err := c.Replica(i).WaitServing(testCtx(t)); err != nil {
+		if err := c.Replica(i).WaitServing(testkit.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 		srv, addr := serve(t, c.Replica(i), Config{ReconfigEnabled: true})

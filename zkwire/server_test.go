@@ -8,6 +8,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 func TestNewServerConfig(t *testing.T) {
@@ -42,7 +43,7 @@ func TestServerCloseDetaches(t *testing.T) {
 	t.Parallel()
 	ens := openSingle(t)
 	srv, addr := serve(t, ens, Config{})
-	eventually(t, 5*time.Second, "Addr reports the listener", func() bool {
+	testkit.Eventually(t, 5*time.Second, "Addr reports the listener", func() bool {
 		a := srv.Addr()
 		return a != nil && a.String() == addr
 	})

@@ -1,60 +1,15 @@
 package zootest_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zootest"
 )
-
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	tk := time.NewTicker(5 * time.Millisecond)
-	defer tk.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		<-tk.C
-	}
-}
-
-// retry repeats call while the ensemble is between leaders (a 100ms tick
-// under -race on a loaded machine makes spurious elections possible); done
-// lists errors that mean an earlier, unacknowledged attempt took effect.
-func retry(ctx context.Context, call func() error, done ...error) error {
-	unknown := false
-	for {
-		err := call()
-		transient := errors.Is(err, zoo.ErrConnectionLoss) || errors.Is(err, zoo.ErrNotServing)
-		if err == nil || !transient || ctx.Err() != nil {
-			for _, d := range done {
-				if unknown && errors.Is(err, d) {
-					return nil
-				}
-			}
-			return err
-		}
-		unknown = true
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
-}
 
 // A minority partition serves nothing and says so; the majority carries on;
 // after healing everyone agrees and nothing the minority refused was written.
@@ -69,7 +24,7 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := zootest.New(t, 3, zootest.Options{TickTime: 100 * time.Millisecond})
-			ctx := testCtx(t)
+			ctx := testkit.Context(t)
 			leader := c.WaitLeader()
 			alone := tc.minority(leader)
 			var majority []int
@@ -79,7 +34,7 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 				}
 			}
 			s := c.Session(alone)
-			if err := retry(ctx, func() error {
+			if err := zootest.Retry(ctx, func() error {
 				_, err := s.Create(ctx, "/before", nil, zoo.ModePersistent, nil)
 				return err
 			}, zoo.ErrNodeExists); err != nil {
@@ -88,7 +43,7 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 			m := c.Session(majority[0])
 
 			c.Partition(majority, []int{alone})
-			eventually(t, 10*time.Second, "the cut-off replica stops serving", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the cut-off replica stops serving", func() bool {
 				st, err := c.Replica(alone).Status()
 				return err == nil && !st.Serving && st.Role == zoo.RoleNotServing
 			})
@@ -99,11 +54,11 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 				t.Fatalf("read in the minority: %v, want ErrNotServing", err)
 			}
 			// The majority elects a leader among itself and keeps writing.
-			eventually(t, 10*time.Second, "a leader in the majority", func() bool {
+			testkit.Eventually(t, 10*time.Second, "a leader in the majority", func() bool {
 				l := c.Leader()
 				return l == majority[0] || l == majority[1]
 			})
-			if err := retry(ctx, func() error {
+			if err := zootest.Retry(ctx, func() error {
 				_, err := m.Create(ctx, "/majority", nil, zoo.ModePersistent, nil)
 				return err
 			}, zoo.ErrNodeExists); err != nil {
@@ -116,7 +71,7 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 					t.Fatalf("replica %d after heal: %v", i, err)
 				}
 				var kids []string
-				err := retry(ctx, func() error {
+				err := zootest.Retry(ctx, func() error {
 					r, err := c.Replica(i).NewSession(ctx)
 					if err != nil {
 						return err
@@ -141,7 +96,7 @@ func TestPartitionMinorityStopsServing(t *testing.T) {
 
 func TestStopRestartFollower(t *testing.T) {
 	c := zootest.New(t, 3, zootest.Options{TickTime: 100 * time.Millisecond})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	f := (leader + 1) % 3
 	w := c.Session(leader)
@@ -151,7 +106,7 @@ func TestStopRestartFollower(t *testing.T) {
 	}
 	// Two of three still make a quorum.
 	for i := 0; i < 20; i++ {
-		if err := retry(ctx, func() error {
+		if err := zootest.Retry(ctx, func() error {
 			_, err := w.Create(ctx, fmt.Sprintf("/while-down-%02d", i), nil, zoo.ModePersistent, nil)
 			return err
 		}, zoo.ErrNodeExists); err != nil {

@@ -168,15 +168,50 @@ func (c *Cluster) Session(i int, opts ...zoo.SessionOption) *zoo.Session {
 		}
 		// A leader election (or a busy machine losing a heartbeat) is not
 		// what the caller's test is about: try again while it lasts.
-		transient := errors.Is(err, zoo.ErrConnectionLoss) || errors.Is(err, zoo.ErrNotServing) ||
-			errors.Is(err, zoo.ErrOperationTimeout)
-		if !transient || ctx.Err() != nil {
+		if !UnknownOutcome(err) || ctx.Err() != nil {
 			c.t.Fatalf("zootest: session on replica %d: %v", i, err)
 		}
-		select {
-		case <-time.After(10 * time.Millisecond):
-		case <-ctx.Done():
+		pause(ctx)
+	}
+}
+
+// UnknownOutcome reports the errors after which a write may or may not have
+// happened, or that say the replica could not serve it right now: what a
+// leader change (or a busy machine losing a heartbeat) causes.
+func UnknownOutcome(err error) bool {
+	return errors.Is(err, zoo.ErrConnectionLoss) || errors.Is(err, zoo.ErrNotServing) ||
+		errors.Is(err, zoo.ErrOperationTimeout)
+}
+
+// Retry runs call until its outcome is known: in a test on a loaded machine
+// a leader may step down at any time, and most tests are not about that.
+// done lists the errors that, after an unknown outcome, mean an earlier
+// attempt took effect (zoo.ErrNodeExists for a create, ...): they count as
+// success then.
+func Retry(ctx context.Context, call func() error, done ...error) error {
+	unknown := false
+	for {
+		err := call()
+		if err == nil || !UnknownOutcome(err) || ctx.Err() != nil {
+			if unknown && err != nil {
+				for _, d := range done {
+					if errors.Is(err, d) {
+						return nil
+					}
+				}
+			}
+			return err
 		}
+		unknown = true
+		pause(ctx)
+	}
+}
+
+// pause waits a little before a retry, or until ctx ends.
+func pause(ctx context.Context) {
+	select {
+	case <-time.After(10 * time.Millisecond):
+	case <-ctx.Done():
 	}
 }
 

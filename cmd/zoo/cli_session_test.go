@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zkwire"
 	"github.com/zooraft/zoo/zootest"
 )
@@ -80,21 +81,10 @@ func readOnlyCluster(t *testing.T) (c *zootest.Cluster, addr string, heal func()
 		t.Fatal(err)
 	}
 	c.Isolate(alone)
-	waitFor(t, 30*time.Second, "the cut-off replica turns read-only", func() bool { return fourLetters(addr, "isro") == "ro" })
+	testkit.Eventually(t, 30*time.Second, "the cut-off replica turns read-only", func() bool { return fourLetters(addr, "isro") == "ro" })
 	return c, addr, func() {
 		c.Heal()
-		waitFor(t, 30*time.Second, "the replica serves again", func() bool { return fourLetters(addr, "isro") == "rw" })
-	}
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+		testkit.Eventually(t, 30*time.Second, "the replica serves again", func() bool { return fourLetters(addr, "isro") == "rw" })
 	}
 }
 
@@ -141,7 +131,7 @@ func TestCliReadOnly(t *testing.T) {
 		heal()
 		// The server drops its read-only connections when it serves
 		// again; the client comes back read-write.
-		waitFor(t, 30*time.Second, "a read-write session", func() bool { return sh.state() == "CONNECTED" })
+		testkit.Eventually(t, 30*time.Second, "a read-write session", func() bool { return sh.state() == "CONNECTED" })
 		if got, want := sh.prompt(), "[zk: "+addr+"(CONNECTED) 0] "; got != want {
 			t.Errorf("prompt %q, want %q", got, want)
 		}
@@ -184,7 +174,7 @@ func (p *pipedCli) run(line string) {
 // expect waits for what to be printed after what was expected before.
 func (p *pipedCli) expect(what string) {
 	p.t.Helper()
-	waitFor(p.t, 30*time.Second, fmt.Sprintf("output %q after offset %d; output:\n%s", what, p.seen, p.out.String()), func() bool {
+	testkit.Eventually(p.t, 30*time.Second, fmt.Sprintf("output %q after offset %d; output:\n%s", what, p.seen, p.out.String()), func() bool {
 		out := p.out.String()
 		if i := strings.Index(out[p.seen:], what); i >= 0 {
 			p.seen += i + len(what)
@@ -256,7 +246,7 @@ func TestCliDisconnectedAndExpired(t *testing.T) {
 	p.expect("Created /eph\n")
 	srv.Close()
 	p.expect("\nWATCHER::\n\nWatchedEvent state:Disconnected type:None path:null\n")
-	waitFor(t, 30*time.Second, "the session's expiry", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the session's expiry", func() bool {
 		ok, _, err := admin.Exists(ctx, "/eph")
 		return err == nil && !ok
 	})

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // These tests run `zoo server` as real OS processes (the test binary re-runs
@@ -121,7 +123,7 @@ admin.enableServer=false
 	for _, m := range e.members {
 		e.start(m)
 	}
-	e.waitFor(60*time.Second, "a leader and all followers", func() bool {
+	testkit.Eventually(e.t, 60*time.Second, "a leader and all followers", func() bool {
 		leaders, followers := 0, 0
 		for _, m := range e.members {
 			switch mode(m) {
@@ -191,17 +193,6 @@ func (e *ensemble) killAll() {
 	}
 }
 
-func (e *ensemble) waitFor(within time.Duration, what string, cond func() bool) {
-	e.t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // fourLetters sends a four-letter word to a member's client port, like `echo stat | nc`.
 func fourLetters(addr, word string) string {
 	lines, err := fourLetterWord(addr, word)
@@ -233,7 +224,7 @@ func (e *ensemble) leader() *member {
 
 // Seed 004: a 5-member ensemble loses its leader to TERM, then its next leader
 // to KILL, keeps serving with 3, and stops serving when a third member dies.
-func TestSeed004KillingMembers(t *testing.T) {
+func TestFiveMembersServeUntilAThirdDies(t *testing.T) {
 	e := startEnsemble(t, 5)
 	first := e.leader()
 	if first == nil {
@@ -249,11 +240,11 @@ func TestSeed004KillingMembers(t *testing.T) {
 
 	e.stop(first, syscall.SIGTERM)
 	var second *member
-	e.waitFor(30*time.Second, "a new leader after TERM", func() bool { second = e.leader(); return second != nil })
+	testkit.Eventually(e.t, 30*time.Second, "a new leader after TERM", func() bool { second = e.leader(); return second != nil })
 
 	e.stop(second, syscall.SIGKILL)
 	var third *member
-	e.waitFor(30*time.Second, "a new leader after KILL", func() bool { third = e.leader(); return third != nil })
+	testkit.Eventually(e.t, 30*time.Second, "a new leader after KILL", func() bool { third = e.leader(); return third != nil })
 
 	// Three of five left: still a quorum. Take one more, leader or not.
 	var victim *member
@@ -268,7 +259,7 @@ func TestSeed004KillingMembers(t *testing.T) {
 		if m.cmd == nil {
 			continue
 		}
-		e.waitFor(30*time.Second, fmt.Sprintf("member %d to say it is not serving", m.id), func() bool {
+		testkit.Eventually(e.t, 30*time.Second, fmt.Sprintf("member %d to say it is not serving", m.id), func() bool {
 			return strings.TrimSpace(fourLetters(m.clientAddr, "stat")) == "This ZooKeeper instance is not currently serving requests"
 		})
 	}

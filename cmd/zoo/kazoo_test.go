@@ -11,7 +11,7 @@ const debianPython = "/usr/bin/python3"
 
 // Seed 000's kazoo script against a 3-member ensemble, given all three
 // addresses as users do. Expected output: the seed's, with child lists sorted.
-func TestSeed000Kazoo(t *testing.T) {
+func TestKazooWalkthroughAgainstAnEnsemble(t *testing.T) {
 	py := needTool(t, debianPython, "python3")
 	if err := exec.Command(py, "-c", "import kazoo").Run(); err != nil {
 		needTool(t, "/usr/lib/python3/dist-packages/kazoo/__init__.py", "python3-kazoo")

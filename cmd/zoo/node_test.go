@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // node-zookeeper-client comes from npm: testdata/node/package.json pins it and
@@ -93,7 +95,7 @@ func runNode(t *testing.T, node string, env []string, script string, args ...str
 // addresses, then a watch and an ephemeral node across members, then the
 // seed's claim that the scripts go on working with a member stopped. The
 // expected output is what the same scripts print against ZooKeeper 3.8.
-func TestSeed002NodeZookeeperClient(t *testing.T) {
+func TestNodeClientScriptsSurviveAStoppedMember(t *testing.T) {
 	node := needNodeClient(t)
 	e := startEnsemble(t, 3)
 	all := []string{"ZK_HOSTS=" + e.hosts()}
@@ -143,7 +145,7 @@ watcher: children of /teste/vigia: ["fixo"]
 		t.Fatal("no leader")
 	}
 	e.stop(leader, syscall.SIGTERM)
-	e.waitFor(30*time.Second, "a new leader", func() bool { return e.leader() != nil })
+	testkit.Eventually(e.t, 30*time.Second, "a new leader", func() bool { return e.leader() != nil })
 	if got, want := runNode(t, node, all, "meunode.js", "/teste/teste3"), created("/teste/teste3"); got != want {
 		t.Fatalf("meunode.js with the leader stopped printed:\n%s\nwant:\n%s", got, want)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/zooraft/zoo/internal/certgen"
 	"github.com/zooraft/zoo/internal/realzk"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // tlsFiles are the PEM files of a secure deployment, as zoo certs writes
@@ -357,7 +358,7 @@ func TestAdminServerHTTPS(t *testing.T) {
 	e.members = []*member{m}
 	t.Cleanup(e.killAll)
 	e.start(m)
-	e.waitFor(30*time.Second, "the server answers srvr", func() bool { return mode(m) != "" })
+	testkit.Eventually(e.t, 30*time.Second, "the server answers srvr", func() bool { return mode(m) != "" })
 
 	admin := fmt.Sprintf("127.0.0.1:%d", ports[1])
 	get := func(conf *tls.Config, scheme, path string) (int, string, error) {

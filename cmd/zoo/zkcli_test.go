@@ -47,7 +47,7 @@ func normalizeZkCli(out string) string {
 // conditional sets and errors, against a 3-member zoo ensemble through a
 // follower. The golden transcript is the output of the same script against
 // Apache ZooKeeper 3.8 (Debian's package), normalized the same way.
-func TestSeed000ZkCliMatchesZooKeeper(t *testing.T) {
+func TestZkCliSessionOnZooMatchesZooKeeper(t *testing.T) {
 	cli := needTool(t, zkCli, "zookeeper")
 	if path := os.Getenv("ZOO_GOLDEN_FROM"); path != "" {
 		// Regenerate the golden file from a transcript of real ZooKeeper.

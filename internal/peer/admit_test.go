@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/zooraft/zoo/internal/certgen"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // pki is a CA with helpers to make the settings of replicas it vouches for.
@@ -173,7 +174,7 @@ func TestTLSLinksCarryRaftAndRPC(t *testing.T) {
 		t.Fatalf("Dial over TLS: %v", err)
 	}
 	c.Close()
-	waitFor(t, func() bool { return got.raft.Load() == 1 && got.rpc.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 && got.rpc.Load() == 1 })
 	if v := c.(*dialedConn).Conn.(*tls.Conn).ConnectionState().Version; v != tls.VersionTLS13 {
 		t.Fatalf("TLS version %x, want 1.3", v)
 	}
@@ -264,7 +265,7 @@ func TestTLSRefusesWhatIsNotAPeer(t *testing.T) {
 	if err := appendEntries(a, b); err != nil {
 		t.Fatalf("a member after the strangers: %v", err)
 	}
-	waitFor(t, func() bool { return got.raft.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 })
 	time.Sleep(100 * time.Millisecond) // a late delivery would show now
 	if r, c := got.raft.Load(), got.rpc.Load(); r != 1 || c != 0 {
 		t.Fatalf("raft saw %d RPCs and the RPC listener %d conns, want only the member's 1 and 0", r, c)
@@ -304,7 +305,7 @@ func TestTLSIdentitiesAdmitNamedPeers(t *testing.T) {
 	if err := appendEntries(ops, b); err != nil {
 		t.Fatalf("a configured identity: %v", err)
 	}
-	waitFor(t, func() bool { return got.raft.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 })
 }
 
 // A replica that knows no members yet (waiting to be added) takes the CA's
@@ -317,7 +318,7 @@ func TestTLSReplicaWithoutMembersTrustsTheCA(t *testing.T) {
 	if err := appendEntries(a, b); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return got.raft.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 })
 }
 
 // Without TLS, only members' addresses get in: a connection from
@@ -351,7 +352,7 @@ func TestPlaintextAdmitsMembersAddressesOnly(t *testing.T) {
 	if err := appendEntries(a, b); err != nil {
 		t.Fatalf("from a member's address: %v", err)
 	}
-	waitFor(t, func() bool { return got.raft.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 })
 	if got.rpc.Load() != 0 {
 		t.Fatal("the stranger's RPC conn was delivered")
 	}
@@ -381,7 +382,7 @@ func TestConnectionsPerIPAreBounded(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	waitFor(t, func() bool { held, _ := b.table.count(); return held == 4 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { held, _ := b.table.count(); return held == 4 })
 	extra, err := net.Dial("tcp", b.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -391,7 +392,7 @@ func TestConnectionsPerIPAreBounded(t *testing.T) {
 
 	// A slot freed is a slot for a member again.
 	idle[0].Close()
-	waitFor(t, func() bool { held, _ := b.table.count(); return held == 3 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { held, _ := b.table.count(); return held == 3 })
 	a, err := NewTCP(Options{Bind: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +401,7 @@ func TestConnectionsPerIPAreBounded(t *testing.T) {
 	if err := appendEntries(a, b); err != nil {
 		t.Fatalf("after a slot freed: %v", err)
 	}
-	waitFor(t, func() bool { return got.raft.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 })
 }
 
 // A frame header that claims 60 MiB costs the sender the bytes: the
@@ -422,17 +423,6 @@ func TestFrameBufferGrowsWithWhatArrives(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if per := (after.TotalAlloc - before.TotalAlloc) / 20; per > 2<<20 {
 		t.Fatalf("each lying frame allocated %d bytes for 100 KiB received", per)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -501,7 +491,7 @@ func TestAdmittedLinksAreCheckedAgain(t *testing.T) {
 	m.mu.Lock()
 	m.addrs = m.addrs[:1]
 	m.mu.Unlock()
-	waitFor(t, func() bool { _, err := c.Call(context.Background(), 1, nil); return err != nil })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { _, err := c.Call(context.Background(), 1, nil); return err != nil })
 	if _, err := c.Call(context.Background(), 1, nil); err == nil {
 		t.Fatal("a removed member got a new link")
 	}
@@ -509,7 +499,7 @@ func TestAdmittedLinksAreCheckedAgain(t *testing.T) {
 	// A new CA replaces the old: links made under the old one are closed,
 	// inbound and outbound.
 	m.add("a.example:1")
-	waitFor(t, func() bool { _, err := c.Call(context.Background(), 1, nil); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { _, err := c.Call(context.Background(), 1, nil); return err == nil })
 	out, err := b.Dial(context.Background(), raft.ServerAddress(a.Addr().String()))
 	if err == nil {
 		// a's certificate names a.example, not 127.0.0.1: b must refuse it.
@@ -519,7 +509,7 @@ func TestAdmittedLinksAreCheckedAgain(t *testing.T) {
 	p2 := newPKI(t, "CA 2")
 	conf, _ := p2.tlsFor([]string{"127.0.0.1"}).Base()
 	bBase.Store(conf)
-	waitFor(t, func() bool { _, err := c.Call(context.Background(), 1, nil); return err != nil })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { _, err := c.Call(context.Background(), 1, nil); return err != nil })
 }
 
 // A base that asks to skip verification does not get to: the dialling end
@@ -555,7 +545,7 @@ func TestPendingHandshakesAreBoundedApart(t *testing.T) {
 		defer c.Close()
 		idle = append(idle, c)
 	}
-	waitFor(t, func() bool { _, pending := b.table.count(); return pending == 3 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { _, pending := b.table.count(); return pending == 3 })
 	closed := 0
 	for _, c := range idle {
 		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
@@ -574,11 +564,11 @@ func TestPendingHandshakesAreBoundedApart(t *testing.T) {
 	}
 	t.Cleanup(func() { a.Close() })
 	idle[0].Close()
-	waitFor(t, func() bool { _, pending := b.table.count(); return pending == 2 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { _, pending := b.table.count(); return pending == 2 })
 	if err := appendEntries(a, b); err != nil {
 		t.Fatalf("a peer beside the stranger: %v", err)
 	}
-	waitFor(t, func() bool { return got.raft.Load() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the condition", func() bool { return got.raft.Load() == 1 })
 }
 
 // A refused certificate reaches the caller as "not sent": the peer ran

@@ -13,6 +13,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // fakeServer speaks just enough of the protocol to misbehave on purpose:
@@ -176,49 +177,49 @@ func TestMalformedReplies(t *testing.T) {
 			f.raw(b)
 		}, false},
 		{"children with a huge count", func(c *Conn) error {
-			_, err := c.Children(testCtx(t), "/", false)
+			_, err := c.Children(testkit.Context(t), "/", false)
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.Int(1<<31 - 1); w.UString("a") })
 		}, false},
 		{"whoAmI with a huge count", func(c *Conn) error {
-			_, err := c.WhoAmI(testCtx(t))
+			_, err := c.WhoAmI(testkit.Context(t))
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.Int(1 << 28) })
 		}, false},
 		{"acl cut short", func(c *Conn) error {
-			_, _, err := c.GetACL(testCtx(t), "/")
+			_, _, err := c.GetACL(testkit.Context(t), "/")
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.Int(2); w.Int(31); w.UString("world") })
 		}, false},
 		{"multi with an unknown result type", func(c *Conn) error {
-			_, err := c.Multi(testCtx(t), zoo.CheckOp{Path: "/", Version: -1})
+			_, err := c.Multi(testkit.Context(t), zoo.CheckOp{Path: "/", Version: -1})
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(77, false, 0); w.MultiHeader(-1, true, -1) })
 		}, false},
 		{"multi with too few results", func(c *Conn) error {
-			_, err := c.Multi(testCtx(t), zoo.CheckOp{Path: "/", Version: -1}, zoo.CheckOp{Path: "/", Version: -1})
+			_, err := c.Multi(testkit.Context(t), zoo.CheckOp{Path: "/", Version: -1}, zoo.CheckOp{Path: "/", Version: -1})
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(jute.OpCheck, false, 0); w.MultiHeader(-1, true, -1) })
 		}, false},
 		{"multi without its done header", func(c *Conn) error {
-			_, err := c.Multi(testCtx(t), zoo.CheckOp{Path: "/", Version: -1})
+			_, err := c.Multi(testkit.Context(t), zoo.CheckOp{Path: "/", Version: -1})
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(jute.OpCheck, false, 0) })
 		}, false},
 		{"multiRead with a bad result", func(c *Conn) error {
-			_, err := c.MultiRead(testCtx(t), zoo.GetDataOp{Path: "/"})
+			_, err := c.MultiRead(testkit.Context(t), zoo.GetDataOp{Path: "/"})
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.MultiHeader(jute.OpGetData, false, 0); w.Int(-5) })
 		}, false},
 		{"create with a truncated path", func(c *Conn) error {
-			_, _, err := c.CreateWithStat(testCtx(t), zoo.CreateOp{Path: "/x"})
+			_, _, err := c.CreateWithStat(testkit.Context(t), zoo.CreateOp{Path: "/x"})
 			return err
 		}, func(f *fakeConn, xid int32) {
 			f.reply(xid, 0, func(w *jute.Writer) { w.Int(50); w.B = append(w.B, "/x"...) })
@@ -229,7 +230,7 @@ func TestMalformedReplies(t *testing.T) {
 			op := tc.op
 			if op == nil {
 				op = func(c *Conn) error {
-					_, _, err := c.Get(testCtx(t), "/", false)
+					_, _, err := c.Get(testkit.Context(t), "/", false)
 					return err
 				}
 			}
@@ -253,7 +254,7 @@ func TestMalformedReplies(t *testing.T) {
 			} else if !tc.firstOK && !errors.Is(err, zoo.ErrConnectionLoss) {
 				t.Fatalf("request answered badly: %v, want ErrConnectionLoss", err)
 			}
-			eventually(t, waitLong, "reconnected", func() bool { return r.count(StateConnected) >= 2 && c.State() == StateConnected })
+			testkit.Eventually(t, waitLong, "reconnected", func() bool { return r.count(StateConnected) >= 2 && c.State() == StateConnected })
 			if err := op(c); !errors.Is(err, zoo.ErrNoAuth) {
 				t.Fatalf("request on the next connection: %v", err)
 			}
@@ -307,7 +308,7 @@ func TestMalformedHandshake(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, waitLong, "several attempts", func() bool { return accepted.Load() >= 3 })
+			testkit.Eventually(t, waitLong, "several attempts", func() bool { return accepted.Load() >= 3 })
 			if st := c.State(); st != StateConnecting {
 				t.Fatalf("state %v", st)
 			}
@@ -346,15 +347,15 @@ func TestSilentServer(t *testing.T) {
 	})
 	c, r := connect(t, []string{srv.addr}, Options{SessionTimeout: 1500 * time.Millisecond})
 	start := time.Now()
-	_, _, err := c.Get(testCtx(t), "/", false)
+	_, _, err := c.Get(testkit.Context(t), "/", false)
 	if !errors.Is(err, zoo.ErrConnectionLoss) {
 		t.Fatalf("request to a silent server: %v", err)
 	}
 	if d := time.Since(start); d < 900*time.Millisecond {
 		t.Fatalf("dropped after %v, before the 1s read timeout", d)
 	}
-	eventually(t, waitLong, "reconnected", func() bool { return r.count(StateConnected) == 2 })
-	eventually(t, waitLong, "pings", func() bool { return pings.Load() >= 2 })
+	testkit.Eventually(t, waitLong, "reconnected", func() bool { return r.count(StateConnected) == 2 })
+	testkit.Eventually(t, waitLong, "pings", func() bool { return pings.Load() >= 2 })
 	if r.count(StateDisconnected) != 1 || c.State() != StateConnected {
 		t.Fatalf("states %v", r.states())
 	}
@@ -428,7 +429,7 @@ func FuzzReplies(f *testing.F) {
 		if len(reply) > 1<<16 {
 			return
 		}
-		ctx := testCtx(t)
+		ctx := testkit.Context(t)
 		mu.Lock()
 		body = reply
 		mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zkwire"
 	"github.com/zooraft/zoo/zootest"
 )
@@ -21,25 +22,6 @@ const (
 	testSessionTTL = 10 * time.Second
 )
 
-func testCtx(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// eventually polls cond until it holds, failing the test after within.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // openSingle opens an in-memory one-replica ensemble.
 func openSingle(t *testing.T, cfg zoo.Config) *zoo.Ensemble {
 	t.Helper()
@@ -48,7 +30,7 @@ func openSingle(t *testing.T, cfg zoo.Config) *zoo.Ensemble {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ens.Close() })
-	if err := ens.WaitServing(testCtx(t)); err != nil {
+	if err := ens.WaitServing(testkit.Context(t)); err != nil {
 		t.Fatal(err)
 	}
 	return ens
@@ -90,7 +72,7 @@ func newCluster(t *testing.T, cfg zkwire.Config) *cluster {
 	t.Helper()
 	c := &cluster{Cluster: zootest.New(t, 3, zootest.Options{})}
 	for i := 0; i < 3; i++ {
-		if err := c.Replica(i).WaitServing(testCtx(t)); err != nil {
+		if err := c.Replica(i).WaitServing(testkit.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 		srv, addr := serve(t, c.Replica(i), cfg)
@@ -164,7 +146,7 @@ func (r *recorder) has(typ zoo.EventType, path string) bool {
 // waitEvent waits for an event of typ on path.
 func (r *recorder) waitEvent(t *testing.T, typ zoo.EventType, path string) {
 	t.Helper()
-	eventually(t, waitLong, fmt.Sprintf("event %v %s (have %v)", typ, path, r.nodeEvents()), func() bool { return r.has(typ, path) })
+	testkit.Eventually(t, waitLong, fmt.Sprintf("event %v %s (have %v)", typ, path, r.nodeEvents()), func() bool { return r.has(typ, path) })
 }
 
 // connect opens a Conn with a recorder (unless opts has an OnEvent) and
@@ -183,7 +165,7 @@ func connect(t *testing.T, addrs []string, opts Options) (*Conn, *recorder) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	eventually(t, waitLong, "session established", func() bool { return c.State().connected() })
+	testkit.Eventually(t, waitLong, "session established", func() bool { return c.State().connected() })
 	return c, rec
 }
 
@@ -247,7 +229,7 @@ func (g *gate) dial(ctx context.Context, network, addr string) (net.Conn, error)
 // mustCreate creates a persistent node with the open ACL.
 func mustCreate(t *testing.T, c *Conn, path string, data []byte) {
 	t.Helper()
-	if _, err := c.Create(testCtx(t), path, data, zoo.ModePersistent, nil); err != nil {
+	if _, err := c.Create(testkit.Context(t), path, data, zoo.ModePersistent, nil); err != nil {
 		t.Fatalf("create %s: %v", path, err)
 	}
 }

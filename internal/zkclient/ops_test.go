@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zkwire"
 	"github.com/zooraft/zoo/zootest"
 )
@@ -18,7 +19,7 @@ func TestOps(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{ExtendedTypesEnabled: true})
 	c, _ := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 
 	t.Run("create get set exists delete", func(t *testing.T) {
 		p, err := c.Create(ctx, "/a", []byte("x"), zoo.ModePersistent, nil)
@@ -266,7 +267,7 @@ func TestMulti(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
 	c, _ := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, c, "/t", []byte("0"))
 
 	res, err := c.Multi(ctx,
@@ -322,7 +323,7 @@ func TestChroot(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
 	root, _ := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, root, "/app", nil)
 	mustCreate(t, root, "/apple", nil)
 	if _, err := root.Create(ctx, "/apple/eph", nil, zoo.ModeEphemeral, nil); err != nil {
@@ -460,7 +461,7 @@ func TestConnectInBackgroundAndClose(t *testing.T) {
 	if st := c.State(); st != StateConnecting {
 		t.Fatalf("state before any server answered: %v", st)
 	}
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Create(ctx, "/early", []byte("e"), zoo.ModeEphemeral, nil)
@@ -525,7 +526,7 @@ func listenLater(t *testing.T) (func() net.Listener, string) {
 	ln.Close()
 	return func() net.Listener {
 		var l net.Listener
-		eventually(t, waitLong, "listen on "+addr, func() bool {
+		testkit.Eventually(t, waitLong, "listen on "+addr, func() bool {
 			l, err = net.Listen("tcp", addr)
 			return err == nil
 		})
@@ -540,7 +541,7 @@ func TestReconfig(t *testing.T) {
 	super := zoo.DigestID("super", "secret")
 	cl := &cluster{Cluster: zootest.New(t, 3, zootest.Options{Configure: func(_ int, cfg *zoo.Config) { cfg.SuperDigest = super }})}
 	for i := 0; i < 3; i++ {
-		if err := cl.Replica(i).WaitServing(testCtx(t)); err != nil {
+		if err := cl.Replica(i).WaitServing(testkit.Context(t)); err != nil {
 			t.Fatal(err)
 		}
 		_, addr := serve(t, cl.Replica(i), zkwire.Config{ReconfigEnabled: true})
@@ -549,7 +550,7 @@ func TestReconfig(t *testing.T) {
 	leader := cl.WaitLeader()
 	here := (leader + 1) % 3
 	c, _ := connect(t, cl.addrs[here:here+1], Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	observer := []string{"server.4=127.0.0.1:7004:7005:observer;7006"}
 	if _, _, err := c.Reconfig(ctx, observer, nil, nil, -1); !errors.Is(err, zoo.ErrNoAuth) {
 		t.Fatalf("reconfig without the super user: %v", err)

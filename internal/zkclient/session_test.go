@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zkwire"
 )
 
@@ -22,7 +23,7 @@ func TestSessionResumeOnAnotherReplica(t *testing.T) {
 	c := newCluster(t, zkwire.Config{})
 	g := &gate{}
 	conn, rec := connect(t, c.addrs, Options{Dialer: g.dial})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	sid := conn.SessionID()
 	if _, err := conn.Create(ctx, "/eph", nil, zoo.ModeEphemeral, nil); err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func TestSessionResumeOnAnotherReplica(t *testing.T) {
 	}
 	g.set(true) // cut off: no reconnection until the changes are made
 	c.srvs[first].Close()
-	eventually(t, waitLong, "disconnected", func() bool { return conn.State() == StateDisconnected })
+	testkit.Eventually(t, waitLong, "disconnected", func() bool { return conn.State() == StateDisconnected })
 
 	other := (first + 1) % 3
 	s := c.Session(other)
@@ -73,7 +74,7 @@ func TestSessionResumeOnAnotherReplica(t *testing.T) {
 	}
 	g.set(false)
 
-	eventually(t, waitLong, "resumed on another server", func() bool {
+	testkit.Eventually(t, waitLong, "resumed on another server", func() bool {
 		i := c.index(conn.Server())
 		return conn.State() == StateConnected && i >= 0 && i != first
 	})
@@ -120,13 +121,13 @@ func TestSessionExpiry(t *testing.T) {
 	srv, addr := serve(t, ens, zkwire.Config{})
 	g := &gate{}
 	conn, rec := connect(t, []string{addr}, Options{SessionTimeout: 2 * time.Second, Dialer: g.dial})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	if _, err := conn.Create(ctx, "/exp", nil, zoo.ModeEphemeral, nil); err != nil {
 		t.Fatal(err)
 	}
 	g.set(true)
 	srv.Close()
-	eventually(t, waitLong, "disconnected", func() bool { return conn.State() == StateDisconnected })
+	testkit.Eventually(t, waitLong, "disconnected", func() bool { return conn.State() == StateDisconnected })
 	waiting := make(chan error, 1)
 	go func() {
 		_, _, err := conn.Get(ctx, "/", false)
@@ -138,21 +139,21 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	eventually(t, waitLong, "the ephemeral of the expired session is deleted", func() bool {
+	testkit.Eventually(t, waitLong, "the ephemeral of the expired session is deleted", func() bool {
 		ok, _, err := s.Exists(ctx, "/exp")
 		return err == nil && !ok
 	})
 	_, addr2 := serve(t, ens, zkwire.Config{})
 	g.route(addr, addr2)
 	g.set(false)
-	eventually(t, waitLong, "expired", func() bool { return conn.State() == StateExpired })
+	testkit.Eventually(t, waitLong, "expired", func() bool { return conn.State() == StateExpired })
 	if err := <-waiting; !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("request waiting for the session: %v", err)
 	}
 	if _, err := conn.Create(ctx, "/x", nil, zoo.ModePersistent, nil); !errors.Is(err, zoo.ErrSessionExpired) {
 		t.Fatalf("request after expiry: %v", err)
 	}
-	eventually(t, waitLong, "Expired event", func() bool { return rec.count(StateExpired) == 1 })
+	testkit.Eventually(t, waitLong, "Expired event", func() bool { return rec.count(StateExpired) == 1 })
 	if got := rec.states(); !slices.Equal(got, []State{StateConnected, StateDisconnected, StateExpired}) {
 		t.Fatalf("states %v", got)
 	}
@@ -167,7 +168,7 @@ func TestPingsKeepSessionAlive(t *testing.T) {
 	ens := openSingle(t, zoo.Config{TickTime: 200 * time.Millisecond})
 	_, addr := serve(t, ens, zkwire.Config{})
 	conn, rec := connect(t, []string{addr}, Options{SessionTimeout: 3 * time.Second})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	sid := conn.SessionID()
 	if _, err := conn.Create(ctx, "/alive", nil, zoo.ModeEphemeral, nil); err != nil {
 		t.Fatal(err)
@@ -186,7 +187,7 @@ func TestAuthAndACL(t *testing.T) {
 	_, addr := single(t, zkwire.Config{})
 	g := &gate{}
 	alice, aliceEvents := connect(t, []string{addr}, Options{Dialer: g.dial})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	if err := alice.AddAuth(ctx, "digest", []byte("alice:secret")); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestAuthAndACL(t *testing.T) {
 
 	// Auth is replayed on a new connection.
 	g.cut()
-	eventually(t, waitLong, "reconnected", func() bool {
+	testkit.Eventually(t, waitLong, "reconnected", func() bool {
 		return alice.State() == StateConnected && aliceEvents.count(StateDisconnected) == 1
 	})
 	if data, _, err := alice.Get(ctx, "/secure", false); err != nil || string(data) != "s" {
@@ -234,7 +235,7 @@ func TestAuthFailed(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
 	c, r := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	if err := c.AddAuth(ctx, "bogus", []byte("x")); !errors.Is(err, zoo.ErrAuthFailed) {
 		t.Fatalf("AddAuth with an unknown scheme: %v", err)
 	}
@@ -277,8 +278,8 @@ func TestReadOnlyMode(t *testing.T) {
 	rw.Close()
 
 	c.Isolate(alone)
-	eventually(t, waitLong, "isolated server is read-only", func() bool { return isro(c.addrs[alone]) == "ro" })
-	ctx := testCtx(t)
+	testkit.Eventually(t, waitLong, "isolated server is read-only", func() bool { return isro(c.addrs[alone]) == "ro" })
+	ctx := testkit.Context(t)
 
 	// A client that cannot be read-only is refused.
 	strict, err := Connect(c.addrs[alone:alone+1], Options{SessionTimeout: testSessionTTL})
@@ -302,14 +303,14 @@ func TestReadOnlyMode(t *testing.T) {
 	}
 
 	c.Heal()
-	eventually(t, waitLong, "read-write again", func() bool { return ro.State() == StateConnected })
+	testkit.Eventually(t, waitLong, "read-write again", func() bool { return ro.State() == StateConnected })
 	if ro.SessionID() <= 0 {
 		t.Fatalf("read-write session id %x", ro.SessionID())
 	}
 	if _, err := ro.Create(ctx, "/ro/x", nil, zoo.ModePersistent, nil); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "the strict client connects", func() bool { return strict.State() == StateConnected })
+	testkit.Eventually(t, waitLong, "the strict client connects", func() bool { return strict.State() == StateConnected })
 	if got := r.states(); len(got) < 3 || got[0] != StateConnectedReadOnly || got[len(got)-1] != StateConnected {
 		t.Fatalf("states %v", got)
 	}
@@ -323,7 +324,7 @@ func TestReadOnlyFindsReadWriteServer(t *testing.T) {
 	leader := c.WaitLeader()
 	alone := (leader + 1) % 3
 	c.Isolate(alone)
-	eventually(t, waitLong, "isolated server is read-only", func() bool { return isro(c.addrs[alone]) == "ro" })
+	testkit.Eventually(t, waitLong, "isolated server is read-only", func() bool { return isro(c.addrs[alone]) == "ro" })
 	rest := (alone + 1) % 3
 	rec := &recorder{}
 	conn, err := Connect([]string{c.addrs[alone], c.addrs[rest]}, Options{SessionTimeout: testSessionTTL, CanBeReadOnly: true, OnEvent: rec.onEvent})
@@ -331,13 +332,13 @@ func TestReadOnlyFindsReadWriteServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	eventually(t, waitLong, "read-write session on the other server", func() bool {
+	testkit.Eventually(t, waitLong, "read-write session on the other server", func() bool {
 		return conn.State() == StateConnected && conn.Server() == c.addrs[rest]
 	})
 	if got := rec.states(); got[0] != StateConnectedReadOnly {
 		t.Fatalf("states %v: the first server should have given a read-only session", got)
 	}
-	if _, err := conn.Create(testCtx(t), "/rw", nil, zoo.ModePersistent, nil); err != nil {
+	if _, err := conn.Create(testkit.Context(t), "/rw", nil, zoo.ModePersistent, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -348,7 +349,7 @@ func TestPipelining(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
 	c, _ := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, c, "/p", nil)
 	const goroutines, rounds = 32, 30
 	var wg sync.WaitGroup

@@ -11,6 +11,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/jute"
+	"github.com/zooraft/zoo/internal/testkit"
 	"github.com/zooraft/zoo/zkwire"
 )
 
@@ -21,7 +22,7 @@ func TestWatchFiresOnceBeforeReply(t *testing.T) {
 	_, addr := single(t, zkwire.Config{})
 	rec := &recorder{delay: 30 * time.Millisecond}
 	c, _ := connect(t, []string{addr}, Options{OnEvent: rec.onEvent})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, c, "/w", []byte("0"))
 
 	for i := 1; i <= 3; i++ {
@@ -85,7 +86,7 @@ func TestWatchEventsFromOthers(t *testing.T) {
 	_, addr := single(t, zkwire.Config{})
 	c, rec := connect(t, []string{addr}, Options{})
 	other, _ := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	var want []string
 	for i := range 20 {
 		p := fmt.Sprintf("/n%02d", i)
@@ -97,7 +98,7 @@ func TestWatchEventsFromOthers(t *testing.T) {
 	for i := range 20 {
 		mustCreate(t, other, fmt.Sprintf("/n%02d", i), nil)
 	}
-	eventually(t, waitLong, "20 events", func() bool { return len(rec.nodeEvents()) == 20 })
+	testkit.Eventually(t, waitLong, "20 events", func() bool { return len(rec.nodeEvents()) == 20 })
 	var got []string
 	for _, ev := range rec.nodeEvents() {
 		got = append(got, ev.String())
@@ -111,7 +112,7 @@ func TestPersistentRecursiveWatch(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
 	c, rec := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, c, "/r", nil)
 	if err := c.AddWatch(ctx, "/r", zoo.WatchPersistentRecursive); err != nil {
 		t.Fatal(err)
@@ -163,7 +164,7 @@ func TestRemoveAndCheckWatches(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
 	c, rec := connect(t, []string{addr}, Options{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, c, "/x", nil)
 
 	isPathErr(t, c.CheckWatches(ctx, "/x", zoo.WatcherData), "/x", zoo.ErrNoWatcher)
@@ -243,14 +244,14 @@ func TestRemoveWatchesLocal(t *testing.T) {
 	_, addr := single(t, zkwire.Config{})
 	g := &gate{}
 	c, rec := connect(t, []string{addr}, Options{Dialer: g.dial})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	mustCreate(t, c, "/l", nil)
 	if _, _, err := c.Get(ctx, "/l", true); err != nil {
 		t.Fatal(err)
 	}
 	g.set(true)
 	g.cut()
-	eventually(t, waitLong, "disconnected", func() bool { return c.State() == StateDisconnected })
+	testkit.Eventually(t, waitLong, "disconnected", func() bool { return c.State() == StateDisconnected })
 	if err := c.RemoveWatches(ctx, "/l", zoo.WatcherAny, true); err != nil {
 		t.Fatalf("local removal while disconnected: %v", err)
 	}
@@ -259,7 +260,7 @@ func TestRemoveWatchesLocal(t *testing.T) {
 		t.Fatalf("no removal event: %v", rec.nodeEvents())
 	}
 	g.set(false)
-	eventually(t, waitLong, "reconnected", func() bool { return c.State() == StateConnected })
+	testkit.Eventually(t, waitLong, "reconnected", func() bool { return c.State() == StateConnected })
 	// Nothing was re-armed.
 	isPathErr(t, c.CheckWatches(ctx, "/l", zoo.WatcherAny), "/l", zoo.ErrNoWatcher)
 }
@@ -329,7 +330,7 @@ func TestWatchBatches(t *testing.T) {
 // manyWatchesRearmed sets more watches than fit one setWatches batch,
 // reconnects, and checks every one of them was re-armed.
 func manyWatchesRearmed(t *testing.T, addr string) {
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	g := &gate{}
 	c, r := connect(t, []string{addr}, Options{Dialer: g.dial})
 	other, _ := connect(t, []string{addr}, Options{})
@@ -358,7 +359,7 @@ func manyWatchesRearmed(t *testing.T, addr string) {
 		t.Fatalf("%d watches fit one batch", n)
 	}
 	g.cut()
-	eventually(t, waitLong, "reconnected", func() bool { return r.count(StateConnected) == 2 && c.State() == StateConnected })
+	testkit.Eventually(t, waitLong, "reconnected", func() bool { return r.count(StateConnected) == 2 && c.State() == StateConnected })
 	var sets []zoo.Op
 	for _, p := range paths {
 		sets = append(sets, zoo.SetDataOp{Path: p, Data: []byte("x"), Version: -1})
@@ -366,7 +367,7 @@ func manyWatchesRearmed(t *testing.T, addr string) {
 	if _, err := other.Multi(ctx, sets...); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, waitLong, "every re-armed watch fired", func() bool { return len(r.nodeEvents()) == n })
+	testkit.Eventually(t, waitLong, "every re-armed watch fired", func() bool { return len(r.nodeEvents()) == n })
 	for i, ev := range r.nodeEvents() {
 		if ev.Type != zoo.EventNodeDataChanged || ev.Path != paths[i] {
 			t.Fatalf("event %d: %v", i, ev)
@@ -385,7 +386,7 @@ func TestManyWatchesRearmed(t *testing.T) {
 func TestOnEventCallsBack(t *testing.T) {
 	t.Parallel()
 	_, addr := single(t, zkwire.Config{})
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 	var (
 		c       *Conn
 		mu      sync.Mutex
@@ -422,7 +423,7 @@ func TestOnEventCallsBack(t *testing.T) {
 		if _, err := other.Set(ctx, "/cb", []byte(fmt.Sprint(i)), -1); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, waitLong, "the callback re-armed the watch", func() bool {
+		testkit.Eventually(t, waitLong, "the callback re-armed the watch", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return len(seen) == want

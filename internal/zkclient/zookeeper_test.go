@@ -10,6 +10,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/realzk"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // These tests run the client against a real Apache ZooKeeper (Debian's
@@ -19,7 +20,7 @@ import (
 func TestAgainstZooKeeper(t *testing.T) {
 	t.Parallel()
 	addr := realzk.Standalone(t, 500*time.Millisecond, "zookeeper.extendedTypesEnabled=true") // sessions negotiate into [1s, 10s]
-	ctx := testCtx(t)
+	ctx := testkit.Context(t)
 
 	t.Run("ops", func(t *testing.T) {
 		c, _ := connect(t, []string{addr}, Options{})
@@ -198,7 +199,7 @@ func TestAgainstZooKeeper(t *testing.T) {
 		if err := bad.AddAuth(ctx, "bogus", []byte("x")); !errors.Is(err, zoo.ErrAuthFailed) {
 			t.Fatalf("unknown auth scheme: %v", err)
 		}
-		eventually(t, waitLong, "AuthFailed", func() bool { return r.count(StateAuthFailed) == 1 })
+		testkit.Eventually(t, waitLong, "AuthFailed", func() bool { return r.count(StateAuthFailed) == 1 })
 	})
 
 	t.Run("chroot", func(t *testing.T) {
@@ -268,7 +269,7 @@ func TestAgainstZooKeeper(t *testing.T) {
 		}
 		g.set(true)
 		g.cut()
-		eventually(t, waitLong, "disconnected", func() bool { return c.State() == StateDisconnected })
+		testkit.Eventually(t, waitLong, "disconnected", func() bool { return c.State() == StateDisconnected })
 		if _, err := other.Set(ctx, "/r", []byte("changed"), -1); err != nil {
 			t.Fatal(err)
 		}
@@ -297,12 +298,12 @@ func TestAgainstZooKeeper(t *testing.T) {
 		other, _ := connect(t, []string{addr}, Options{})
 		g.set(true)
 		g.cut()
-		eventually(t, waitLong, "the session's ephemeral is deleted", func() bool {
+		testkit.Eventually(t, waitLong, "the session's ephemeral is deleted", func() bool {
 			ok, _, err := other.Exists(ctx, "/gone-soon", false)
 			return err == nil && !ok
 		})
 		g.set(false)
-		eventually(t, waitLong, "expired", func() bool { return c.State() == StateExpired })
+		testkit.Eventually(t, waitLong, "expired", func() bool { return c.State() == StateExpired })
 		if _, _, err := c.Get(ctx, "/", false); !errors.Is(err, zoo.ErrSessionExpired) {
 			t.Fatalf("after expiry: %v", err)
 		}

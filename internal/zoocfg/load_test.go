@@ -33,9 +33,9 @@ func readTestdata(t *testing.T, name string) string {
 	return string(b)
 }
 
-// TestLoadSeed004 is the seed 004 experiment's setup: five zoo.N.cfg rendered
+// TestLoadConfigsRenderedFromATemplate is the seed 004 experiment's setup: five zoo.N.cfg rendered
 // from one template with sed, a directory per peer holding myid.
-func TestLoadSeed004(t *testing.T) {
+func TestLoadConfigsRenderedFromATemplate(t *testing.T) {
 	dir := t.TempDir()
 	template := readTestdata(t, "seed004_zoo.template.cfg")
 	for i := 1; i <= 5; i++ {
