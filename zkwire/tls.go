@@ -12,7 +12,7 @@ import (
 // (ClientAuth: RequireAndVerifyClientCert for ZooKeeper's
 // ssl.clientAuth=need, VerifyClientCertIfGiven for want, NoClientCert for
 // none). A client whose certificate verified is authenticated as its
-// subject in the x509 scheme ([zoo.Session.AddX509Auth]), usable in ACLs; without one
+// subject in the x509 scheme ([zoo.ServerSession.AddX509Auth]), usable in ACLs; without one
 // it has only its ip id, as on the plain port.
 func (s *Server) ServeTLS(ln net.Listener, conf *tls.Config) error {
 	return s.Serve(tls.NewListener(ln, conf))
