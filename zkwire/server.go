@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/accept"
 )
 
 // Config configures a Server. The zero value serves with ZooKeeper's defaults.
@@ -223,27 +224,16 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.Unlock()
 	defer ln.Close()
-	var delay time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := accept.Next(s.ctx, ln, func(err error, wait time.Duration) {
+			s.log.Warn("zkwire: accept", "err", err, "retry", wait)
+		})
 		if err != nil {
 			if s.isClosed() {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Transient (e.g. out of file descriptors): back off as net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("zkwire: accept", "err", err, "retry", delay)
-				select {
-				case <-time.After(delay):
-				case <-s.ctx.Done():
-				}
-				continue
-			}
 			return err
 		}
-		delay = 0
 		s.accept(nc)
 	}
 }

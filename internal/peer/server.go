@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/zooraft/zoo/internal/accept"
 )
 
 // Handler serves one peer request; method is a small opcode, payload opaque.
@@ -54,24 +55,13 @@ func Serve(ctx context.Context, ln net.Listener, h Handler, start Starter, codeO
 		wg.Wait()
 	}()
 
-	var delay time.Duration
 	for {
-		c, err := ln.Accept()
+		c, err := accept.Next(parent, ln, func(err error, wait time.Duration) {
+			logger.Warn("peer rpc accept failed", "error", err, "retry-in", wait)
+		})
 		if err != nil {
-			if parent.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Transient accept failure: back off rather than spin or quit.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			logger.Warn("peer rpc accept failed", "error", err, "retry-in", delay)
-			select {
-			case <-time.After(delay):
-			case <-parent.Done():
-				return
-			}
-			continue
+			return // closed
 		}
-		delay = 0
 		mu.Lock()
 		conns[c] = struct{}{}
 		mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/zooraft/zoo/internal/accept"
 )
 
 // The first byte of every connection on the port (inside TLS, when on) names
@@ -247,24 +248,13 @@ func (t *Transport) Close() error {
 
 func (t *Transport) acceptLoop() {
 	defer t.wg.Done()
-	var delay time.Duration
 	for {
-		c, err := t.ln.Accept()
+		c, err := accept.Next(t.ctx, t.ln, func(err error, wait time.Duration) {
+			t.logger.Warn("accept failed", "error", err, "retry-in", wait)
+		})
 		if err != nil {
-			if t.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Transient (e.g. out of file descriptors): back off, stay alive.
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.logger.Warn("accept failed", "error", err, "retry-in", delay)
-			select {
-			case <-time.After(delay):
-			case <-t.ctx.Done():
-				return
-			}
-			continue
+			return // closed
 		}
-		delay = 0
 		ok, why := t.table.accept(c, remoteIP(c))
 		if !ok {
 			c.Close()
