@@ -3,7 +3,6 @@ package zoo_test
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -175,17 +174,15 @@ func (le *linkedEnsemble) attack(tr *peer.Transport) (int, error) {
 
 // staticTLS is peer TLS settings from a leaf and the CAs to trust.
 func staticTLS(leaf *certgen.Leaf, trust ...*certgen.CA) *peer.TLS {
-	pool := x509.NewCertPool()
-	for _, ca := range trust {
-		pool.AddCert(ca.Cert)
-	}
+	pool := certgen.Pool(trust...)
 	// Sent whatever the server's CA list says, as an attacker's client
 	// would (Go's own sends none the server does not name).
 	conf := &tls.Config{RootCAs: pool, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 		if leaf == nil {
 			return &tls.Certificate{}, nil
 		}
-		return &tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}, nil
+		c := leaf.TLSCertificate()
+		return &c, nil
 	}}
 	return &peer.TLS{Base: func() (*tls.Config, error) { return conf, nil }, SkipHostnameCheck: true}
 }

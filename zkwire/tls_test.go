@@ -2,7 +2,6 @@ package zkwire
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
 	"net"
@@ -52,28 +51,20 @@ func newTLSFixture(t *testing.T) *tlsFixture {
 	return f
 }
 
-func tlsCert(l *certgen.Leaf) tls.Certificate {
-	return tls.Certificate{Certificate: [][]byte{l.Cert.Raw}, PrivateKey: l.Key, Leaf: l.Cert}
-}
-
 // serverConfig is the secure port's TLS with ZooKeeper's ssl.clientAuth.
 func (f *tlsFixture) serverConfig(auth tls.ClientAuthType) *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(f.ca.Cert)
-	return &tls.Config{Certificates: []tls.Certificate{tlsCert(f.server)}, ClientCAs: pool, ClientAuth: auth}
+	return &tls.Config{Certificates: []tls.Certificate{f.server.TLSCertificate()}, ClientCAs: certgen.Pool(f.ca), ClientAuth: auth}
 }
 
 // clientConfig trusts the CA and presents leaf (none if nil), even when
 // the server's CA list does not name its issuer.
 func (f *tlsFixture) clientConfig(leaf *certgen.Leaf) *tls.Config {
-	pool := x509.NewCertPool()
-	pool.AddCert(f.ca.Cert)
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1",
+	return &tls.Config{RootCAs: certgen.Pool(f.ca), ServerName: "127.0.0.1",
 		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 			if leaf == nil {
 				return &tls.Certificate{}, nil
 			}
-			c := tlsCert(leaf)
+			c := leaf.TLSCertificate()
 			return &c, nil
 		}}
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -44,6 +45,20 @@ type Options struct {
 	// NotBefore overrides the start of validity (default: an hour ago,
 	// for clocks a little behind).
 	NotBefore time.Time
+}
+
+// TLSCertificate is the leaf and its key as crypto/tls presents them.
+func (l *Leaf) TLSCertificate() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{l.Cert.Raw}, PrivateKey: l.Key, Leaf: l.Cert}
+}
+
+// Pool is a certificate pool that trusts the CAs.
+func Pool(cas ...*CA) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, ca := range cas {
+		pool.AddCert(ca.Cert)
+	}
+	return pool
 }
 
 // NewCA makes a self-signed CA named name.

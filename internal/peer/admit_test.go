@@ -54,7 +54,7 @@ func (p *pki) tlsFor(hosts []string, trusted ...*pki) *TLS {
 		roots.AddCert(tp.ca.Cert)
 	}
 	conf := &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}},
+		Certificates: []tls.Certificate{leaf.TLSCertificate()},
 		RootCAs:      roots,
 	}
 	return &TLS{Base: func() (*tls.Config, error) { return conf, nil }}
@@ -436,10 +436,10 @@ func (p *pki) clientTLS(cn string) *TLS {
 	if err != nil {
 		p.t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AddCert(p.ca.Cert)
+	roots := certgen.Pool(p.ca)
 	conf := &tls.Config{RootCAs: roots, GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-		return &tls.Certificate{Certificate: [][]byte{leaf.Cert.Raw}, PrivateKey: leaf.Key, Leaf: leaf.Cert}, nil
+		c := leaf.TLSCertificate()
+		return &c, nil
 	}}
 	return &TLS{Base: func() (*tls.Config, error) { return conf, nil }}
 }
