@@ -1,13 +1,24 @@
 package zoo
 
 import (
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"time"
 )
 
 // commandVersion is the first byte of every log entry zoo writes. A replica
 // refuses entries of a version it does not know instead of misapplying them.
-const commandVersion = 1
+// Version 2 ends with a CRC-32C of everything before it (sealCommand);
+// version 1, written by earlier zoo, has none and is still read.
+const (
+	commandVersion       = 2
+	commandVersionNoSum  = 1
+	commandChecksumBytes = 4
+)
+
+// errChecksum marks a log entry whose bytes are not the ones written.
+var errChecksum = fmt.Errorf("%w: checksum mismatch", errCorrupt)
 
 // opCode identifies a replicated command. Znode ops reuse ZooKeeper's opcodes.
 type opCode byte
@@ -70,16 +81,25 @@ func encodeCommand(c *command) []byte {
 			encodeOp(e, op)
 		}
 	}
+	e.u32(0)
+	sealCommand(e.b)
 	return e.b
 }
 
-// stampTime overwrites the command's time in place: the leader does this for
-// writes forwarded to it, so time comes from one clock.
+// stampTime overwrites the command's time in place, and seals it again: the
+// leader does this for writes forwarded to it, so time comes from one clock.
 func stampTime(b []byte, now time.Time) {
-	if len(b) >= timeOffset+8 {
+	if len(b) >= timeOffset+8+commandChecksumBytes {
 		e := &enc{b: b[:timeOffset]}
 		e.i64(now.UnixMilli())
+		sealCommand(b)
 	}
+}
+
+// sealCommand writes the checksum of an encoded command into its last bytes.
+func sealCommand(b []byte) {
+	body := len(b) - commandChecksumBytes
+	binary.BigEndian.PutUint32(b[body:], crc32.Checksum(b[:body], castagnoli))
 }
 
 func encodeOp(e *enc, op Op) {
@@ -118,11 +138,27 @@ func encodeOp(e *enc, op Op) {
 	}
 }
 
+// decodeCommand checks an entry's checksum and decodes it. Every error
+// wraps errCorrupt: the entry is not what a replica wrote.
 func decodeCommand(b []byte) (*command, error) {
-	d := &dec{b: b}
-	if v := d.u8(); d.err == nil && v != commandVersion {
-		return nil, fmt.Errorf("%w: command version %d", errCorrupt, v)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty command", errCorrupt)
 	}
+	switch b[0] {
+	case commandVersion:
+		if len(b) < 1+commandChecksumBytes {
+			return nil, fmt.Errorf("%w: command of %d bytes", errCorrupt, len(b))
+		}
+		body := len(b) - commandChecksumBytes
+		if crc32.Checksum(b[:body], castagnoli) != binary.BigEndian.Uint32(b[body:]) {
+			return nil, errChecksum
+		}
+		b = b[:body]
+	case commandVersionNoSum:
+	default:
+		return nil, fmt.Errorf("%w: command version %d", errCorrupt, b[0])
+	}
+	d := &dec{b: b[1:]}
 	c := &command{op: opCode(d.u8()), time: d.i64(), session: d.i64()}
 	c.ids = d.ids()
 	switch c.op {

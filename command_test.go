@@ -59,6 +59,23 @@ func TestCommandRoundTrip(t *testing.T) {
 			if _, err := decodeCommand(append(b[:len(b):len(b)], 0)); !errors.Is(err, errCorrupt) {
 				t.Fatalf("trailing byte: %v", err)
 			}
+			// Every flipped bit is caught: by the version check for the
+			// first byte, by the checksum for the others.
+			for i := range b {
+				for bit := range 8 {
+					x := bytes.Clone(b)
+					x[i] ^= 1 << bit
+					if _, err := decodeCommand(x); !errors.Is(err, errCorrupt) {
+						t.Fatalf("bit %d of byte %d flipped: decoded (%v)", bit, i, err)
+					}
+				}
+			}
+			// Entries written before checksums (version 1) still decode.
+			legacy := bytes.Clone(b[:len(b)-commandChecksumBytes])
+			legacy[0] = commandVersionNoSum
+			if got, err := decodeCommand(legacy); err != nil || !reflect.DeepEqual(got, c) {
+				t.Fatalf("version 1 entry: %v", err)
+			}
 		})
 	}
 }

@@ -57,6 +57,8 @@ type Ensemble struct {
 	leaderSince time.Time
 
 	closed    atomic.Bool
+	failed    atomic.Pointer[CorruptionError] // set when the FSM stopped at corrupt data (integrity.go)
+	stopped   chan struct{}                   // closed then
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -70,7 +72,7 @@ func Open(cfg Config) (*Ensemble, error) {
 		return nil, err
 	}
 	e := &Ensemble{cfg: cfg, logger: cfg.Logger.With("replica", cfg.ID),
-		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*peer.Client{}}
+		sessions: map[int64]*Session{}, clients: map[raft.ServerAddress]*peer.Client{}, stopped: make(chan struct{})}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if err := e.open(); err != nil {
 		e.cancel()
@@ -173,6 +175,8 @@ func (e *Ensemble) newStateMachine() {
 	e.watches = newWatchRegistry()
 	e.fsm = newFSM(e.watches, e.logger)
 	e.fsm.onSessionsEnded = e.sessionsEnded
+	e.fsm.store = logStoreName(e.cfg)
+	e.fsm.onBroken = e.stopServing
 	e.commits = newCommitBroadcaster(e)
 	if e.cfg.hooks == nil || !e.cfg.hooks.noCommitBroadcast {
 		e.fsm.onApplied = e.commits.applied
@@ -253,6 +257,7 @@ func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.goRun(e.reapLoop)
 	e.goRun(e.commits.run)
 	e.goRun(e.watchLeader)
+	e.goRun(e.leaveOnFailure)
 }
 
 // checkSelfListed refuses Peers that list this replica on another port than

@@ -23,7 +23,16 @@ type fsm struct {
 	appliedTerm uint64        // its term; 0 after a restore (unknown)
 	appliedCh   chan struct{} // closed and replaced whenever applied advances
 
+	// broken is set, once, by the first entry that fails its checksum or
+	// cannot be decoded: from then on nothing is applied and applied stays
+	// at the last good entry. The state is never advanced past an entry it
+	// did not apply.
+	broken *CorruptionError
+	store  string // where entries are read from, for its message
+
 	watches *watchRegistry
+	// onBroken is told, outside the lock, when the FSM stops at a corrupt entry.
+	onBroken func(*CorruptionError)
 	// onSessionsEnded is told, outside the lock, which sessions a batch ended.
 	onSessionsEnded func([]endedSession)
 	// onApplied is called, outside the lock, after every batch.
@@ -49,7 +58,8 @@ var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(watches *watchRegistry, logger *slog.Logger) *fsm {
 	return &fsm{tree: newTree(), sessions: map[int64]*sessionEntry{}, appliedCh: make(chan struct{}),
-		watches: watches, logger: logger, onSessionsEnded: func([]endedSession) {}, onApplied: func() {}}
+		watches: watches, logger: logger, onBroken: func(*CorruptionError) {},
+		onSessionsEnded: func([]endedSession) {}, onApplied: func() {}}
 }
 
 // Apply applies one log entry; raft calls ApplyBatch instead, this is for the interface.
@@ -60,9 +70,20 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	var ended []endedSession
 	f.mu.Lock()
+	wasBroken := f.broken != nil
 	for i, l := range logs {
+		if f.broken != nil {
+			out[i] = &applyResult{index: l.Index, term: l.Term, err: f.broken}
+			continue
+		}
 		if l.Type == raft.LogCommand {
-			r := f.applyEntry(l.Index, l.Data, &ended)
+			c, err := decodeCommand(l.Data)
+			if err != nil {
+				f.broken = &CorruptionError{What: fmt.Sprintf("log entry %d", l.Index), Index: l.Index, Store: f.store, Err: err}
+				out[i] = &applyResult{index: l.Index, term: l.Term, err: f.broken}
+				continue
+			}
+			r := f.applyEntry(l.Index, c, &ended)
 			r.term = l.Term
 			out[i] = r
 		}
@@ -70,9 +91,13 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 			f.applied, f.appliedTerm = l.Index, l.Term
 		}
 	}
+	broke := !wasBroken && f.broken != nil
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
 	f.mu.Unlock()
+	if broke {
+		f.onBroken(f.broken)
+	}
 	if len(ended) > 0 {
 		f.onSessionsEnded(ended)
 	}
@@ -80,14 +105,15 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	return out
 }
 
-func (f *fsm) applyEntry(index uint64, data []byte, ended *[]endedSession) *applyResult {
+// failure returns the corruption that stopped the FSM, or nil.
+func (f *fsm) failure() *CorruptionError {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.broken
+}
+
+func (f *fsm) applyEntry(index uint64, c *command, ended *[]endedSession) *applyResult {
 	r := &applyResult{index: index}
-	c, err := decodeCommand(data)
-	if err != nil {
-		f.logger.Error("zoo: undecodable log entry", "index", index, "err", err)
-		r.err = fmt.Errorf("%w: %v", ErrMarshallingError, err)
-		return r
-	}
 	zxid := int64(index)
 	switch c.op {
 	case opCreateSession:
@@ -244,6 +270,9 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 		if applied >= index {
 			return nil
 		}
+		if c := f.failure(); c != nil {
+			return c
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -257,6 +286,11 @@ func (f *fsm) waitApplied(ctx context.Context, index uint64) error {
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.broken != nil {
+		// Never persist a state that raft would take as covering the entries
+		// after the corrupt one.
+		return nil, f.broken
+	}
 	s := &fsmSnapshot{nodes: f.tree.nodes.Clone(), applied: f.applied}
 	for _, e := range f.sessions {
 		s.sessions = append(s.sessions, sessionEntry{id: e.id, timeout: e.timeout, password: e.password})

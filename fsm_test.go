@@ -126,6 +126,9 @@ func (h *testFSM) node(path string) *znode {
 	return h.f.tree.get(path)
 }
 
+// exists reports whether path is in the tree.
+func (h *testFSM) exists(path string) bool { return h.node(path) != nil }
+
 func (h *testFSM) stat(path string) Stat {
 	h.t.Helper()
 	n := h.node(path)
@@ -315,12 +318,11 @@ func TestFSMApplyBatch(t *testing.T) {
 	logs := []*raft.Log{
 		{Index: 1, Type: raft.LogCommand, Data: encodeCommand(&command{op: opCreate, time: timeAt(1), ops: []Op{CreateOp{Path: "/a"}}})},
 		{Index: 2, Type: raft.LogNoop},
-		{Index: 3, Type: raft.LogCommand, Data: []byte{commandVersion, 0xee}},
-		{Index: 4, Type: raft.LogCommand, Data: encodeCommand(&command{op: opCreate, time: timeAt(4), ops: []Op{CreateOp{Path: "/a/b"}}})},
+		{Index: 3, Type: raft.LogCommand, Data: encodeCommand(&command{op: opCreate, time: timeAt(3), ops: []Op{CreateOp{Path: "/a/b"}}})},
 	}
 	out := h.f.ApplyBatch(logs)
-	if len(out) != 4 {
-		t.Fatalf("%d results for 4 entries", len(out))
+	if len(out) != 3 {
+		t.Fatalf("%d results for 3 entries", len(out))
 	}
 	if r := out[0].(*applyResult); r.err != nil || r.results[0].Err != nil || r.index != 1 {
 		t.Errorf("entry 1: %+v", r)
@@ -328,16 +330,71 @@ func TestFSMApplyBatch(t *testing.T) {
 	if out[1] != nil {
 		t.Errorf("noop entry result %v, want nil", out[1])
 	}
-	wantErr(t, "undecodable entry", out[2].(*applyResult).err, ErrMarshallingError)
-	if st := h.stat("/a/b"); st.Czxid != 4 || st.Ctime != timeAt(4) {
+	if st := h.stat("/a/b"); st.Czxid != 3 || st.Ctime != timeAt(3) {
 		t.Errorf("/a/b: czxid %d ctime %d", st.Czxid, st.Ctime)
 	}
-	if got := h.f.appliedIndex(); got != 4 {
-		t.Errorf("applied %d, want 4", got)
+	if got := h.f.appliedIndex(); got != 3 {
+		t.Errorf("applied %d, want 3", got)
 	}
 	// Already-reached index: waitApplied returns at once.
 	if err := h.f.waitApplied(t.Context(), 3); err != nil {
 		t.Error(err)
+	}
+}
+
+// An entry that fails its checksum or does not decode stops the FSM: it is
+// neither applied nor skipped, nothing after it is applied, the applied index
+// stays at the last good entry, no snapshot is taken, and the replica is told
+// once.
+func TestFSMStopsAtACorruptEntry(t *testing.T) {
+	good := func(i uint64, path string) *raft.Log {
+		return &raft.Log{Index: i, Type: raft.LogCommand, Data: encodeCommand(&command{op: opCreate, time: timeAt(i), ops: []Op{CreateOp{Path: path}}})}
+	}
+	flipped := good(2, "/b")
+	flipped.Data[len(flipped.Data)/2] ^= 0x01
+	for _, tc := range []struct {
+		name    string
+		corrupt *raft.Log
+		want    error
+	}{
+		{"flipped byte", flipped, errChecksum},
+		{"undecodable", &raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{commandVersion, 0xee}}, errCorrupt},
+		{"unknown version", &raft.Log{Index: 2, Type: raft.LogCommand, Data: []byte{9, 1, 2, 3, 4, 5}}, errCorrupt},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newTestFSM(t)
+			var told []*CorruptionError
+			h.f.onBroken = func(c *CorruptionError) { told = append(told, c) }
+			h.f.store = "dir/raft.db"
+			out := h.f.ApplyBatch([]*raft.Log{good(1, "/a"), tc.corrupt, good(3, "/c")})
+			var ce *CorruptionError
+			if err := out[1].(*applyResult).err; !errors.As(err, &ce) || ce.Index != 2 || ce.Store != "dir/raft.db" ||
+				!errors.Is(err, tc.want) || !errors.Is(err, ErrConnectionLoss) {
+				t.Fatalf("corrupt entry: %v", err)
+			}
+			if err := out[2].(*applyResult).err; !errors.Is(err, ce) {
+				t.Fatalf("entry after it: %v, want the same CorruptionError", err)
+			}
+			if h.exists("/c") || !h.exists("/a") {
+				t.Fatal("an entry after the corrupt one was applied, or one before it was not")
+			}
+			if got := h.f.appliedIndex(); got != 1 {
+				t.Fatalf("applied %d, want 1 (the last good entry)", got)
+			}
+			out = h.f.ApplyBatch([]*raft.Log{good(4, "/d")})
+			if err := out[0].(*applyResult).err; !errors.Is(err, ce) || h.exists("/d") {
+				t.Fatalf("a later batch: %v", err)
+			}
+			if len(told) != 1 || told[0] != ce {
+				t.Fatalf("onBroken called %d times", len(told))
+			}
+			if _, err := h.f.Snapshot(); !errors.Is(err, ce) {
+				t.Fatalf("Snapshot of a stopped FSM: %v", err)
+			}
+			if err := h.f.waitApplied(t.Context(), 2); !errors.Is(err, ce) {
+				t.Fatalf("waitApplied past the corrupt entry: %v", err)
+			}
+		})
 	}
 }
 

@@ -66,7 +66,7 @@ func (e *Ensemble) LastZxid() int64 { return int64(e.fsm.appliedIndex()) }
 // serving reports whether this replica can serve: it knows a leader (a leader
 // that lost its quorum steps down after its lease).
 func (e *Ensemble) serving() bool {
-	if e.closed.Load() {
+	if e.closed.Load() || e.failure() != nil {
 		return false
 	}
 	_, id := e.raft.LeaderWithID()

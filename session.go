@@ -293,6 +293,9 @@ func (s *Session) live() error {
 	if s.e.closed.Load() {
 		return ErrClosed
 	}
+	if c := s.e.failure(); c != nil {
+		return c
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.err

@@ -215,6 +215,10 @@ func pause(ctx context.Context) {
 	}
 }
 
+// Dir returns replica i's data dir (raft.db and snapshots), for tests that
+// inspect or damage what it stored while it is stopped.
+func (c *Cluster) Dir(i int) string { return c.dirs[i] }
+
 // Stop closes replica i without closing its sessions, like a crash: its data
 // dir stays for Restart.
 func (c *Cluster) Stop(i int) {

@@ -122,6 +122,13 @@ func serverCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "zoo:", err)
 			return 1
 		}
+	case <-ens.Stopped():
+		// The replica found data it cannot vouch for: exit with what and
+		// how to recover, rather than keep a port open that serves nothing.
+		fmt.Fprintln(stderr, ens.Failure())
+		srv.Close()
+		ens.Close()
+		return 1
 	}
 	stopAdmin()
 	srv.Close()

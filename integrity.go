@@ -1,0 +1,84 @@
+package zoo
+
+import (
+	"fmt"
+)
+
+// This file is what a replica does when it finds data it cannot vouch for:
+// it stops serving, says what is wrong and how to recover, and never skips
+// ahead. Every log entry zoo writes carries a CRC-32C of its bytes
+// (command.go, sealCommand), checked before it is applied (fsm.go).
+
+// CorruptionError says this replica found data it cannot vouch for and
+// stopped serving, or refused to start: a log entry whose checksum does not
+// match or that cannot be decoded, or a snapshot it cannot restore with no
+// older one and log to fall back on. A replica that stopped applies nothing
+// after the corrupt entry: its state stays at the last good one. It matches
+// [ErrConnectionLoss] with errors.Is: a write that met it may have committed
+// on the other replicas.
+type CorruptionError struct {
+	What  string // "log entry 42", "snapshot 3-120-1700000000000"
+	Index uint64 // the raft index of the entry, or of the last entry the snapshot holds
+	Store string // the file it was read from
+	Err   error  // what is wrong with it
+}
+
+func (e *CorruptionError) Error() string {
+	store := e.Store
+	if store == "" {
+		store = "the raft log"
+	}
+	return fmt.Sprintf("zoo: %s in %s is corrupt (%v): this replica stopped serving rather than apply "+
+		"or skip it; rebuild it from the other replicas: remove it from the ensemble, move its data dir aside, "+
+		"and add it back as a new member", e.What, store, e.Err)
+}
+
+// Unwrap gives the cause and ErrConnectionLoss.
+func (e *CorruptionError) Unwrap() []error { return []error{e.Err, ErrConnectionLoss} }
+
+// logStoreName names the store log entries are read from, for errors.
+func logStoreName(cfg Config) string {
+	if cfg.Dir == "" {
+		return "the in-memory raft log"
+	}
+	return cfg.Dir + "/raft.db"
+}
+
+// stopServing is the FSM's report that it stopped at a corrupt entry: the
+// replica leaves the ensemble's quorum (its raft stops, so it neither votes
+// nor acknowledges entries it might not hold intact), and every call and
+// Done report the error.
+func (e *Ensemble) stopServing(c *CorruptionError) {
+	e.logger.Error("zoo: replica stopped: corrupt data", "index", c.Index, "store", c.Store, "err", c.Err)
+	e.failed.Store(c)
+	close(e.stopped)
+}
+
+// leaveOnFailure stops raft once the replica stopped serving (it cannot from
+// inside the FSM, which raft's shutdown waits for).
+func (e *Ensemble) leaveOnFailure() {
+	select {
+	case <-e.stopped:
+		if err := e.raft.Shutdown().Error(); err != nil {
+			e.logger.Warn("zoo: raft shutdown after corruption", "err", err)
+		}
+	case <-e.ctx.Done():
+	}
+}
+
+// failure returns the corruption that stopped this replica, or nil.
+func (e *Ensemble) failure() *CorruptionError { return e.failed.Load() }
+
+// Stopped is closed when this replica stops serving on its own, because it
+// found corrupt data; [Ensemble.Failure] then says what. A process that hosts
+// a replica should watch it and report the error (zoo server exits with it).
+// Close does not close it.
+func (e *Ensemble) Stopped() <-chan struct{} { return e.stopped }
+
+// Failure returns the [*CorruptionError] that stopped this replica, or nil.
+func (e *Ensemble) Failure() error {
+	if c := e.failure(); c != nil {
+		return c
+	}
+	return nil
+}
