@@ -14,8 +14,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/zooraft/zoo/internal/memnet"
@@ -99,9 +97,16 @@ func (e *Ensemble) open() error {
 	if err := e.bootstrapIfNew(rc, stable, snaps, raftTrans); err != nil {
 		return err
 	}
+	guard, _ := snaps.(*snapshotGuard)
+	if guard != nil {
+		e.fsm.onRestoreFailed = guard.restoreFailed
+	}
 	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, raftTrans)
-	if err != nil {
-		return fmt.Errorf("zoo: start raft: %w", err)
+	if err := e.checkStart(guard, err); err != nil {
+		if r != nil {
+			r.Shutdown().Error()
+		}
+		return err
 	}
 	e.raft = r
 	e.admitting.Store(r)
@@ -122,15 +127,13 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("zoo: create data dir: %w", err)
 	}
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:        filepath.Join(cfg.Dir, "raft.db"),
-		BoltOptions: &bbolt.Options{Timeout: time.Second},
-	})
+	path := filepath.Join(cfg.Dir, "raft.db")
+	store, err := openBoltStore(path)
 	if err != nil {
 		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, nil, fmt.Errorf("%w: %s", ErrDirLocked, cfg.Dir)
 		}
-		return nil, nil, fmt.Errorf("zoo: open raft log in %s: %w", cfg.Dir, err)
+		return nil, nil, fmt.Errorf("zoo: open raft log %s: %w", path, err)
 	}
 	// Recent entries from memory: the leader reads every entry back to
 	// replicate it, and followers check the previous entry of each append.
@@ -144,7 +147,7 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
 	}
-	return store, snaps, nil
+	return store, &snapshotGuard{SnapshotStore: snaps, logs: e.logs, dir: cfg.Dir}, nil
 }
 
 // openTransport takes the configured transport, opens the TCP port, or, for

@@ -33,6 +33,8 @@ type fsm struct {
 	watches *watchRegistry
 	// onBroken is told, outside the lock, when the FSM stops at a corrupt entry.
 	onBroken func(*CorruptionError)
+	// onRestoreFailed is told why a snapshot did not restore (nil: nobody).
+	onRestoreFailed func(error)
 	// onSessionsEnded is told, outside the lock, which sessions a batch ended.
 	onSessionsEnded func([]endedSession)
 	// onApplied is called, outside the lock, after every batch.
@@ -316,6 +318,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := readSnapshot(rc)
 	if err != nil {
+		if f.onRestoreFailed != nil {
+			f.onRestoreFailed(err)
+		}
 		return err
 	}
 	f.mu.Lock()

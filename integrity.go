@@ -28,8 +28,8 @@ func (e *CorruptionError) Error() string {
 	if store == "" {
 		store = "the raft log"
 	}
-	return fmt.Sprintf("zoo: %s in %s is corrupt (%v): this replica stopped serving rather than apply "+
-		"or skip it; rebuild it from the other replicas: remove it from the ensemble, move its data dir aside, "+
+	return fmt.Sprintf("zoo: %s in %s is corrupt (%v): this replica stops serving rather than use or skip "+
+		"it; rebuild it from the other replicas: remove it from the ensemble, move its data dir aside, "+
 		"and add it back as a new member", e.What, store, e.Err)
 }
 
