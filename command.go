@@ -33,6 +33,7 @@ const (
 	opCreateSession opCode = 100
 	opCloseSession  opCode = 101
 	opReap          opCode = 102 // leader-initiated delete of a container or expired TTL node
+	opRegister      opCode = 103 // a replica records which data dir it runs on (identity.go)
 )
 
 // command is one replicated write. time is stamped by the leader just before
@@ -49,6 +50,9 @@ type command struct {
 	password []byte
 	expired  bool   // closeSession: true when the leader expired it
 	path     string // opReap
+
+	member   string // opRegister: the replica's ID
+	instance []byte // opRegister: its data dir's instance id
 }
 
 // timeOffset is where the leader stamps its time into an encoded command.
@@ -73,6 +77,9 @@ func encodeCommand(c *command) []byte {
 		}
 	case opReap:
 		e.str(c.path)
+	case opRegister:
+		e.str(c.member)
+		e.bytes(c.instance)
 	default:
 		if c.op == opMulti {
 			e.u32(uint32(len(c.ops)))
@@ -169,6 +176,9 @@ func decodeCommand(b []byte) (*command, error) {
 		c.expired = d.u8() == 1
 	case opReap:
 		c.path = d.str()
+	case opRegister:
+		c.member = d.str()
+		c.instance = d.bytes()
 	case opCreate, opDelete, opSetData, opSetACL, opCheck:
 		c.ops = []Op{decodeOp(d)}
 	case opMulti:

@@ -45,6 +45,12 @@ type noticeTransport struct {
 
 	// lastIndex reports the last index in the local raft log, once raft runs.
 	lastIndex atomic.Pointer[func() uint64]
+
+	// hold, if set, sees every RPC first and may keep one to hand over
+	// later with send, or answer it itself: the identity guard holds back
+	// the vote requests of a replica not yet known to be itself
+	// (identity.go).
+	hold func(raft.RPC) bool
 }
 
 // noticeTransportPreVote keeps raft's pre-vote for inner transports that
@@ -57,9 +63,10 @@ func (t noticeTransportPreVote) RequestPreVote(id raft.ServerID, target raft.Ser
 
 // newNoticeTransport wraps inner. It returns the transport to give raft and
 // the wrapper to send notices to.
-func newNoticeTransport(inner raft.Transport) (raft.Transport, *noticeTransport) {
+func newNoticeTransport(inner raft.Transport, hold func(raft.RPC) bool) (raft.Transport, *noticeTransport) {
 	t := &noticeTransport{
 		Transport: inner,
+		hold:      hold,
 		in:        inner.Consumer(),
 		out:       make(chan raft.RPC),
 		notices:   make(chan commitNotice, 64),
@@ -128,6 +135,9 @@ func (t *noticeTransport) run() {
 					last := ae.Entries[n-1]
 					forwarded.index, forwarded.term = last.Index, last.Term
 				}
+			}
+			if t.hold != nil && t.hold(rpc) {
+				continue
 			}
 			if !t.send(rpc) {
 				return

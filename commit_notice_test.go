@@ -29,7 +29,7 @@ func (f *fakeRaftTransport) EncodePeer(_ raft.ServerID, a raft.ServerAddress) []
 func newTestNoticeTransport(t *testing.T, lastIndex uint64) (*fakeRaftTransport, *noticeTransport) {
 	t.Helper()
 	inner := &fakeRaftTransport{ch: make(chan raft.RPC)}
-	_, nt := newNoticeTransport(inner)
+	_, nt := newNoticeTransport(inner, nil)
 	nt.setLastIndex(func() uint64 { return lastIndex })
 	t.Cleanup(nt.shutdown)
 	return inner, nt

@@ -55,8 +55,10 @@ type Ensemble struct {
 	leaderSince time.Time
 
 	closed    atomic.Bool
-	failed    atomic.Pointer[CorruptionError] // set when the FSM stopped at corrupt data (integrity.go)
-	stopped   chan struct{}                   // closed then
+	failed    atomic.Pointer[error] // set when the replica stopped serving for good (integrity.go)
+	instance  []byte                // this data dir's instance id; nil in memory (identity.go)
+	verified  atomic.Bool           // the ensemble's record of this replica names instance
+	stopped   chan struct{}         // closed then
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -90,7 +92,7 @@ func (e *Ensemble) open() error {
 	if err := e.openTransport(hlog); err != nil {
 		return err
 	}
-	raftTrans, notices := newNoticeTransport(e.transport.Raft())
+	raftTrans, notices := newNoticeTransport(e.transport.Raft(), e.holdVote)
 	e.notices = notices
 	e.newStateMachine()
 	rc := e.raftConfig(hlog)
@@ -147,7 +149,15 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
 	}
-	return store, &snapshotGuard{SnapshotStore: snaps, logs: e.logs, dir: cfg.Dir}, nil
+	guard := &snapshotGuard{SnapshotStore: snaps, logs: e.logs, dir: cfg.Dir}
+	existing, err := raft.HasExistingState(e.logs, store, guard)
+	if err != nil {
+		return nil, nil, fmt.Errorf("zoo: inspect data dir %s: %w", cfg.Dir, err)
+	}
+	if e.instance, err = claimDir(store, cfg.ID, cfg.Dir, existing); err != nil {
+		return nil, nil, err
+	}
+	return store, guard, nil
 }
 
 // openTransport takes the configured transport, opens the TCP port, or, for
@@ -179,7 +189,7 @@ func (e *Ensemble) newStateMachine() {
 	e.fsm = newFSM(e.watches, e.logger)
 	e.fsm.onSessionsEnded = e.sessionsEnded
 	e.fsm.store = logStoreName(e.cfg)
-	e.fsm.onBroken = e.stopServing
+	e.fsm.onBroken = func(c *CorruptionError) { e.stopServing(c) }
 	e.commits = newCommitBroadcaster(e)
 	if e.cfg.hooks == nil || !e.cfg.hooks.noCommitBroadcast {
 		e.fsm.onApplied = e.commits.applied
@@ -261,6 +271,7 @@ func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.goRun(e.commits.run)
 	e.goRun(e.watchLeader)
 	e.goRun(e.leaveOnFailure)
+	e.goRun(e.registerLoop)
 }
 
 // checkSelfListed refuses Peers that list this replica on another port than

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/raft"
@@ -16,12 +17,13 @@ import (
 // Apply is deterministic: it reads no clock, draws no random numbers and never
 // iterates a map where order could leak into the result.
 type fsm struct {
-	mu          sync.RWMutex // guards tree, sessions, applied, appliedTerm, appliedCh
+	mu          sync.RWMutex // guards tree, sessions, members, applied, appliedTerm, appliedCh, broken
 	tree        *tree
 	sessions    map[int64]*sessionEntry
-	applied     uint64        // index of the last entry this FSM has seen (or restored)
-	appliedTerm uint64        // its term; 0 after a restore (unknown)
-	appliedCh   chan struct{} // closed and replaced whenever applied advances
+	members     map[string][]byte // replica id -> the instance id of the data dir it registered (identity.go)
+	applied     uint64            // index of the last entry this FSM has seen (or restored)
+	appliedTerm uint64            // its term; 0 after a restore (unknown)
+	appliedCh   chan struct{}     // closed and replaced whenever applied advances
 
 	// broken is set, once, by the first entry that fails its checksum or
 	// cannot be decoded: from then on nothing is applied and applied stays
@@ -59,7 +61,7 @@ type endedSession struct {
 var _ raft.BatchingFSM = (*fsm)(nil)
 
 func newFSM(watches *watchRegistry, logger *slog.Logger) *fsm {
-	return &fsm{tree: newTree(), sessions: map[int64]*sessionEntry{}, appliedCh: make(chan struct{}),
+	return &fsm{tree: newTree(), sessions: map[int64]*sessionEntry{}, members: map[string][]byte{}, appliedCh: make(chan struct{}),
 		watches: watches, logger: logger, onBroken: func(*CorruptionError) {},
 		onSessionsEnded: func([]endedSession) {}, onApplied: func() {}}
 }
@@ -88,6 +90,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 			r := f.applyEntry(l.Index, c, &ended)
 			r.term = l.Term
 			out[i] = r
+		}
+		if l.Type == raft.LogConfiguration {
+			if err := f.applyConfiguration(l.Data); err != nil {
+				f.broken = &CorruptionError{What: fmt.Sprintf("log entry %d", l.Index), Index: l.Index, Store: f.store, Err: err}
+				continue
+			}
 		}
 		if l.Index > f.applied {
 			f.applied, f.appliedTerm = l.Index, l.Term
@@ -150,6 +158,9 @@ func (f *fsm) applyEntry(index uint64, c *command, ended *[]endedSession) *apply
 		x := &txnCtx{zxid: zxid, time: c.time}
 		r.err = f.tree.reap(x, c.path)
 		f.publish(x)
+		return r
+	case opRegister:
+		r.err = f.register(c.member, c.instance)
 		return r
 	}
 	if c.session != 0 && f.sessions[c.session] == nil {
@@ -294,6 +305,10 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, f.broken
 	}
 	s := &fsmSnapshot{nodes: f.tree.nodes.Clone(), applied: f.applied}
+	for id, inst := range f.members {
+		s.members = append(s.members, memberRecord{id: id, instance: inst})
+	}
+	slices.SortFunc(s.members, func(a, b memberRecord) int { return strings.Compare(a.id, b.id) })
 	for _, e := range f.sessions {
 		s.sessions = append(s.sessions, sessionEntry{id: e.id, timeout: e.timeout, password: e.password})
 	}
@@ -332,7 +347,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			ended = append(ended, endedSession{id: id, expired: true})
 		}
 	}
-	f.tree, f.sessions, f.applied, f.appliedTerm = st.tree, st.sessions, st.applied, 0
+	f.tree, f.sessions, f.members, f.applied, f.appliedTerm = st.tree, st.sessions, st.members, st.applied, 0
 	f.watches.catchUp(old, f.tree, int64(oldApplied), int64(f.applied))
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})

@@ -44,13 +44,15 @@ func logStoreName(cfg Config) string {
 	return cfg.Dir + "/raft.db"
 }
 
-// stopServing is the FSM's report that it stopped at a corrupt entry: the
-// replica leaves the ensemble's quorum (its raft stops, so it neither votes
-// nor acknowledges entries it might not hold intact), and every call and
-// Done report the error.
-func (e *Ensemble) stopServing(c *CorruptionError) {
-	e.logger.Error("zoo: replica stopped: corrupt data", "index", c.Index, "store", c.Store, "err", c.Err)
-	e.failed.Store(c)
+// stopServing takes this replica out of service for good: it leaves the
+// ensemble's quorum (its raft stops, so it neither votes nor acknowledges
+// entries), and every call, Failure and Stopped report err, which says what
+// is wrong and how to recover (a *CorruptionError, an *IdentityError).
+func (e *Ensemble) stopServing(err error) {
+	if !e.failed.CompareAndSwap(nil, &err) {
+		return
+	}
+	e.logger.Error("zoo: replica stopped serving", "err", err)
 	close(e.stopped)
 }
 
@@ -60,25 +62,26 @@ func (e *Ensemble) leaveOnFailure() {
 	select {
 	case <-e.stopped:
 		if err := e.raft.Shutdown().Error(); err != nil {
-			e.logger.Warn("zoo: raft shutdown after corruption", "err", err)
+			e.logger.Warn("zoo: raft shutdown after a failure", "err", err)
 		}
 	case <-e.ctx.Done():
 	}
 }
 
-// failure returns the corruption that stopped this replica, or nil.
-func (e *Ensemble) failure() *CorruptionError { return e.failed.Load() }
-
-// Stopped is closed when this replica stops serving on its own, because it
-// found corrupt data; [Ensemble.Failure] then says what. A process that hosts
-// a replica should watch it and report the error (zoo server exits with it).
-// Close does not close it.
-func (e *Ensemble) Stopped() <-chan struct{} { return e.stopped }
-
-// Failure returns the [*CorruptionError] that stopped this replica, or nil.
-func (e *Ensemble) Failure() error {
-	if c := e.failure(); c != nil {
-		return c
+// failure returns what stopped this replica, or nil.
+func (e *Ensemble) failure() error {
+	if p := e.failed.Load(); p != nil {
+		return *p
 	}
 	return nil
 }
+
+// Stopped is closed when this replica stops serving on its own, because it
+// found data it cannot vouch for; [Ensemble.Failure] then says what. A
+// process that hosts a replica should watch it and report the error (zoo
+// server exits with it). Close does not close it.
+func (e *Ensemble) Stopped() <-chan struct{} { return e.stopped }
+
+// Failure returns what stopped this replica ([*CorruptionError],
+// [*IdentityError]), or nil.
+func (e *Ensemble) Failure() error { return e.failure() }

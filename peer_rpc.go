@@ -22,6 +22,8 @@ import (
 //	rpcSyncIndex     a syncing replica     the leader  nothing; answered by the index to reach and a commit notice
 //	rpcMembership    any replica           the leader  a membership change or leadership transfer (quorum.go)
 //	rpcCommitNotice  the leader            followers   "index N of term T committed" (commit_notice_follower.go)
+//	rpcMemberRecord  a replica about to    a candidate the data dir the candidate's state records for it (identity.go)
+//	                 vote
 //
 // A forwarded write may be retried elsewhere only when the peer client says
 // it was not sent (peer.ErrNotSent); after it left, its outcome is unknown.
@@ -33,6 +35,7 @@ const (
 	rpcSyncIndex
 	rpcMembership
 	rpcCommitNotice
+	rpcMemberRecord
 )
 
 // rpcCodeOf maps errors onto the wire of the peer RPC: ZooKeeper codes, plus
@@ -135,6 +138,9 @@ func (e *Ensemble) handleRPC(ctx context.Context, method byte, payload []byte) (
 		return encodeSyncIndex(target, commit, term), nil
 	case rpcMembership:
 		return nil, e.applyMembership(payload)
+	case rpcMemberRecord:
+		inst, ok := e.recordedDataDir(string(payload))
+		return encodeMemberRecord(inst, ok), nil
 	case rpcCommitNotice:
 		n, err := decodeCommitNotice(payload)
 		if err != nil {
@@ -258,4 +264,30 @@ func decodeCommitNotice(b []byte) (commitNotice, error) {
 		return commitNotice{}, fmt.Errorf("%w: %d trailing bytes in a commit notice", errCorrupt, len(d.b))
 	}
 	return n, nil
+}
+
+// askMemberRecord asks the replica at addr which data dir its state records
+// for this replica.
+func (e *Ensemble) askMemberRecord(ctx context.Context, addr raft.ServerAddress) (instance []byte, known bool, err error) {
+	out, err := e.client(addr).Call(ctx, rpcMemberRecord, []byte(e.cfg.ID))
+	if err != nil {
+		return nil, false, err
+	}
+	d := &dec{b: out}
+	known, instance = d.u8() == 1, d.bytes()
+	if d.err != nil {
+		return nil, false, d.err
+	}
+	return instance, known, nil
+}
+
+func encodeMemberRecord(instance []byte, known bool) []byte {
+	b := &enc{}
+	if known {
+		b.u8(1)
+	} else {
+		b.u8(0)
+	}
+	b.bytes(instance)
+	return b.b
 }

@@ -2,6 +2,7 @@ package zoo
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -38,6 +39,11 @@ type Member struct {
 	ID    string
 	Addr  string
 	Voter bool // false: a non-voting observer
+	// DataDir identifies the data dir the member registered, as this
+	// replica's state records it (hex; "" until it registered, or for a
+	// replica without one). A member whose data dir is wiped gets a new one
+	// and is refused until it is removed and added back (identity.go).
+	DataDir string
 }
 
 // Status describes this replica.
@@ -82,7 +88,11 @@ func (e *Ensemble) Status() (Status, error) {
 	st := Status{ID: e.cfg.ID, LeaderID: string(leader), LeaderAddr: string(addr), Serving: leader != ""}
 	if f := e.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
-			st.Members = append(st.Members, Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter})
+			m := Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter}
+			if inst, ok := e.fsm.memberRecord(m.ID); ok {
+				m.DataDir = hex.EncodeToString(inst)
+			}
+			st.Members = append(st.Members, m)
 			if string(s.ID) == e.cfg.ID && s.Suffrage != raft.Voter && leader != "" {
 				st.Role = RoleObserver
 			}

@@ -293,8 +293,8 @@ func (s *Session) live() error {
 	if s.e.closed.Load() {
 		return ErrClosed
 	}
-	if c := s.e.failure(); c != nil {
-		return c
+	if err := s.e.failure(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -11,17 +11,20 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Snapshot format, version 1:
+// Snapshot format, version 2:
 //
 //	magic "ZOOSNAP\x00" | u32 version | u64 applied index
 //	u32 session count | sessions (i64 id, i32 timeout, bytes password), by id
+//	u32 member count  | member records (str replica id, bytes instance id), by id
 //	u64 node count    | nodes in tree order (see writeNode)
 //	u32 CRC-32C of everything before it
 //
+// Version 1, written by earlier zoo, has no member records and is still read.
 // The checksum is verified before any state is replaced.
 const (
-	snapshotMagic   = "ZOOSNAP\x00"
-	snapshotVersion = 1
+	snapshotMagic       = "ZOOSNAP\x00"
+	snapshotVersion     = 2
+	snapshotVersionNoID = 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -31,6 +34,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 type fsmSnapshot struct {
 	nodes    *btree.BTreeG[*znode]
 	sessions []sessionEntry
+	members  []memberRecord // by id
 	applied  uint64
 }
 
@@ -62,6 +66,11 @@ func (s *fsmSnapshot) writeTo(w io.Writer) error {
 		e.i64(se.id)
 		e.i32(se.timeout)
 		e.bytes(se.password)
+	}
+	e.u32(uint32(len(s.members)))
+	for _, m := range s.members {
+		e.str(m.id)
+		e.bytes(m.instance)
 	}
 	e.u64(uint64(s.nodes.Len()))
 	var err error
@@ -107,6 +116,7 @@ func writeNode(e *enc, n *znode) {
 type restoredState struct {
 	tree     *tree
 	sessions map[int64]*sessionEntry
+	members  map[string][]byte
 	applied  uint64
 }
 
@@ -127,15 +137,23 @@ func decodeSnapshot(b []byte) (*restoredState, error) {
 		return nil, errSnapshotChecksum
 	}
 	d := &dec{b: body[len(snapshotMagic):]}
-	if v := d.u32(); v != snapshotVersion {
+	v := d.u32()
+	if v != snapshotVersion && v != snapshotVersionNoID {
 		return nil, fmt.Errorf("%w: snapshot version %d", errCorrupt, v)
 	}
-	st := &restoredState{tree: &tree{nodes: btree.NewG(32, lessZnode)}, sessions: map[int64]*sessionEntry{}}
+	st := &restoredState{tree: &tree{nodes: btree.NewG(32, lessZnode)}, sessions: map[int64]*sessionEntry{},
+		members: map[string][]byte{}}
 	st.applied = d.u64()
 	ns := d.count(12)
 	for i := 0; i < ns && d.err == nil; i++ {
 		e := &sessionEntry{id: d.i64(), timeout: d.i32(), password: d.bytes(), ephemerals: map[string]struct{}{}}
 		st.sessions[e.id] = e
+	}
+	if v == snapshotVersion {
+		nm := d.count(8)
+		for i := 0; i < nm && d.err == nil; i++ {
+			st.members[d.str()] = d.bytes()
+		}
 	}
 	nn := d.u64()
 	if d.err == nil && nn > uint64(len(d.b)) {
