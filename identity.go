@@ -213,6 +213,7 @@ func (e *Ensemble) registerLoop() {
 			return
 		}
 		if done {
+			e.logger.Info("zoo: this replica's data dir is the one the ensemble records", "data-dir-id", fmt.Sprintf("%x", e.instance))
 			return
 		}
 	}
