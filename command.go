@@ -39,11 +39,15 @@ const (
 // command is one replicated write. time is stamped by the leader just before
 // proposing, so every replica computes the same ctime/mtime.
 type command struct {
-	op      opCode
-	time    int64 // ms since epoch, leader's clock
-	session int64
-	ids     []ID // the caller's identities, for ACL checks at apply
-	ops     []Op // opCreate..opMulti: one op, or the multi's ops
+	op   opCode
+	time int64 // ms since epoch, leader's clock
+	// digestAt and digest: the leader's tree digest after index digestAt,
+	// which every replica checks against its own (tree_digest.go); 0: none.
+	digestAt uint64
+	digest   uint64
+	session  int64
+	ids      []ID // the caller's identities, for ACL checks at apply
+	ops      []Op // opCreate..opMulti: one op, or the multi's ops
 
 	// session commands
 	timeout  int32 // createSession: negotiated timeout, ms
@@ -55,7 +59,8 @@ type command struct {
 	instance []byte // opRegister: its data dir's instance id
 }
 
-// timeOffset is where the leader stamps its time into an encoded command.
+// timeOffset is where the leader stamps its time into an encoded command,
+// and the digest after it (version 2).
 const timeOffset = 2
 
 func encodeCommand(c *command) []byte {
@@ -63,6 +68,8 @@ func encodeCommand(c *command) []byte {
 	e.u8(commandVersion)
 	e.u8(byte(c.op))
 	e.i64(c.time)
+	e.u64(c.digestAt)
+	e.u64(c.digest)
 	e.i64(c.session)
 	e.ids(c.ids)
 	switch c.op {
@@ -93,12 +100,15 @@ func encodeCommand(c *command) []byte {
 	return e.b
 }
 
-// stampTime overwrites the command's time in place, and seals it again: the
-// leader does this for writes forwarded to it, so time comes from one clock.
-func stampTime(b []byte, now time.Time) {
-	if len(b) >= timeOffset+8+commandChecksumBytes {
+// stampLeader overwrites the command's time and digest in place, and seals
+// it again: the leader does this for every command it proposes, forwarded
+// ones included, so time comes from one clock and the digest from the leader.
+func stampLeader(b []byte, now time.Time, digestAt, digest uint64) {
+	if len(b) >= timeOffset+24+commandChecksumBytes && b[0] == commandVersion {
 		e := &enc{b: b[:timeOffset]}
 		e.i64(now.UnixMilli())
+		e.u64(digestAt)
+		e.u64(digest)
 		sealCommand(b)
 	}
 }
@@ -166,7 +176,11 @@ func decodeCommand(b []byte) (*command, error) {
 		return nil, fmt.Errorf("%w: command version %d", errCorrupt, b[0])
 	}
 	d := &dec{b: b[1:]}
-	c := &command{op: opCode(d.u8()), time: d.i64(), session: d.i64()}
+	c := &command{op: opCode(d.u8()), time: d.i64()}
+	if b[0] == commandVersion {
+		c.digestAt, c.digest = d.u64(), d.u64()
+	}
+	c.session = d.i64()
 	c.ids = d.ids()
 	switch c.op {
 	case opCreateSession:

@@ -72,7 +72,8 @@ func TestCommandRoundTrip(t *testing.T) {
 				}
 			}
 			// Entries written before checksums (version 1) still decode.
-			legacy := bytes.Clone(b[:len(b)-commandChecksumBytes])
+			// (they have no checksum, and no digest after the time)
+			legacy := append(bytes.Clone(b[:timeOffset+8]), b[timeOffset+24:len(b)-commandChecksumBytes]...)
 			legacy[0] = commandVersionNoSum
 			if got, err := decodeCommand(legacy); err != nil || !reflect.DeepEqual(got, c) {
 				t.Fatalf("version 1 entry: %v", err)
@@ -104,11 +105,12 @@ func TestCommandEncodingDetails(t *testing.T) {
 		t.Errorf("first byte %d, want the command version", b[0])
 	}
 	now := time.UnixMilli(1_700_000_123_456)
-	stampTime(b, now)
-	if c, err := decodeCommand(b); err != nil || c.time != now.UnixMilli() || c.ops[0].(CheckOp).Path != "/a" {
-		t.Errorf("after stampTime: %+v, %v", c, err)
+	stampLeader(b, now, 41, 0xfeed)
+	if c, err := decodeCommand(b); err != nil || c.time != now.UnixMilli() || c.digestAt != 41 || c.digest != 0xfeed ||
+		c.ops[0].(CheckOp).Path != "/a" {
+		t.Errorf("after stampLeader: %+v, %v", c, err)
 	}
-	stampTime(b[:5], now) // too short: left alone, no panic
+	stampLeader(b[:5], now, 1, 1) // too short: left alone, no panic
 
 	bad := map[string][]byte{
 		"empty":           nil,

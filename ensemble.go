@@ -497,16 +497,18 @@ var (
 	errNotLeader = errors.New("zoo: not the leader")
 )
 
-// applyAsLeader stamps the leader's time into the command and applies it.
+// applyAsLeader stamps the command as leader (startApply) and applies it.
 func (e *Ensemble) applyAsLeader(ctx context.Context, b []byte) (*applyResult, error) {
 	return e.finishApply(e.startApply(ctx, b))
 }
 
-// startApply stamps the leader's time into the command and hands it to raft:
-// commands started one after another are appended in that order.
+// startApply stamps the leader's time and tree digest into the command and
+// hands it to raft: commands started one after another are appended in that
+// order.
 func (e *Ensemble) startApply(ctx context.Context, b []byte) raft.ApplyFuture {
 	b = append([]byte(nil), b...)
-	stampTime(b, time.Now())
+	at, digest := e.fsm.digestNow()
+	stampLeader(b, time.Now(), at, digest)
 	timeout := 30 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = max(time.Until(dl), time.Millisecond)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 )
@@ -31,6 +32,13 @@ type fsm struct {
 	// did not apply.
 	broken *CorruptionError
 	store  string // where entries are read from, for its message
+
+	digests  digestHistory // the tree digest after recent indexes (tree_digest.go)
+	noDigest bool          // no digest kept or checked (benchmarks of its cost)
+	// lastDigest is the latest (applied index, digest), read without the
+	// lock: the leader stamps it into every command it proposes, and must
+	// not wait for a batch being applied.
+	lastDigest atomic.Pointer[digestMark]
 
 	watches *watchRegistry
 	// onBroken is told, outside the lock, when the FSM stops at a corrupt entry.
@@ -87,6 +95,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 				out[i] = &applyResult{index: l.Index, term: l.Term, err: f.broken}
 				continue
 			}
+			if err := f.checkDigest(c); err != nil {
+				f.broken = err
+				out[i] = &applyResult{index: l.Index, term: l.Term, err: f.broken}
+				continue
+			}
 			r := f.applyEntry(l.Index, c, &ended)
 			r.term = l.Term
 			out[i] = r
@@ -99,9 +112,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		if l.Index > f.applied {
 			f.applied, f.appliedTerm = l.Index, l.Term
+			f.digests.record(l.Index, f.tree.digest)
 		}
 	}
 	broke := !wasBroken && f.broken != nil
+	f.lastDigest.Store(&digestMark{at: f.applied, digest: f.tree.digest})
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})
 	f.mu.Unlock()
@@ -113,6 +128,30 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	}
 	f.onApplied()
 	return out
+}
+
+// checkDigest compares the leader's digest a command carries with this
+// replica's own at the same index, if it still remembers it.
+func (f *fsm) checkDigest(c *command) *CorruptionError {
+	if c.digestAt == 0 || f.noDigest {
+		return nil
+	}
+	mine, ok := f.digests.lookup(c.digestAt)
+	if !ok || mine == c.digest {
+		return nil
+	}
+	return &CorruptionError{What: fmt.Sprintf("the tree after log entry %d", c.digestAt), Index: c.digestAt, Store: f.store,
+		Err: fmt.Errorf("%w: its digest is %016x, the leader's %016x", errDiverged, mine, c.digest)}
+}
+
+// digestNow returns the applied index and the tree digest after it, for the
+// leader to put into a command it proposes (0, 0 without digests).
+func (f *fsm) digestNow() (uint64, uint64) {
+	m := f.lastDigest.Load()
+	if m == nil || f.noDigest {
+		return 0, 0
+	}
+	return m.at, m.digest
 }
 
 // failure returns the corruption that stopped the FSM, or nil.
@@ -338,6 +377,8 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 		return err
 	}
+	st.tree.noDigest = f.noDigest
+	st.tree.recomputeDigest()
 	f.mu.Lock()
 	old := f.tree
 	oldApplied := f.applied
@@ -348,6 +389,9 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		}
 	}
 	f.tree, f.sessions, f.members, f.applied, f.appliedTerm = st.tree, st.sessions, st.members, st.applied, 0
+	f.digests.reset()
+	f.digests.record(f.applied, f.tree.digest)
+	f.lastDigest.Store(&digestMark{at: f.applied, digest: f.tree.digest})
 	f.watches.catchUp(old, f.tree, int64(oldApplied), int64(f.applied))
 	close(f.appliedCh)
 	f.appliedCh = make(chan struct{})

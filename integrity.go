@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -8,6 +9,9 @@ import (
 // it stops serving, says what is wrong and how to recover, and never skips
 // ahead. Every log entry zoo writes carries a CRC-32C of its bytes
 // (command.go, sealCommand), checked before it is applied (fsm.go).
+
+// errDiverged says a replica's tree is not the leader's at the same index.
+var errDiverged = errors.New("zoo: the tree diverged from the leader's")
 
 // CorruptionError says this replica found data it cannot vouch for and
 // stopped serving, or refused to start: a log entry whose checksum does not

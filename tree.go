@@ -164,6 +164,9 @@ type tree struct {
 	nodes *btree.BTreeG[*znode]
 	undo  []*undoEntry // non-nil while a multi runs
 	txn   bool
+
+	digest   uint64 // sum of nodeDigest over nodes (tree_digest.go)
+	noDigest bool   // digest not kept (benchmarks of its cost)
 }
 
 type undoEntry struct {
@@ -186,6 +189,7 @@ func newTree() *tree {
 	config.setKey()
 	for _, n := range []*znode{root, zk, quota, config} {
 		t.nodes.ReplaceOrInsert(n)
+		t.replaced(nil, n)
 	}
 	return t
 }
@@ -206,6 +210,7 @@ func (t *tree) get(path string) *znode {
 // put stores n, remembering what it replaced when a multi may need to roll back.
 func (t *tree) put(n *znode) {
 	prev, _ := t.nodes.ReplaceOrInsert(n)
+	t.replaced(prev, n)
 	if t.txn {
 		t.undo = append(t.undo, &undoEntry{path: n.path, prev: prev})
 	}
@@ -213,6 +218,7 @@ func (t *tree) put(n *znode) {
 
 func (t *tree) del(path string) {
 	prev := withKey(path, func(k *znode) *znode { p, _ := t.nodes.Delete(k); return p })
+	t.replaced(prev, nil)
 	if t.txn && prev != nil {
 		t.undo = append(t.undo, &undoEntry{path: path, prev: prev})
 	}
@@ -229,9 +235,11 @@ func (t *tree) rollback() {
 	for i := len(t.undo) - 1; i >= 0; i-- {
 		u := t.undo[i]
 		if u.prev == nil {
-			withKey(u.path, func(k *znode) *znode { p, _ := t.nodes.Delete(k); return p })
+			cur := withKey(u.path, func(k *znode) *znode { p, _ := t.nodes.Delete(k); return p })
+			t.replaced(cur, nil)
 		} else {
-			t.nodes.ReplaceOrInsert(u.prev)
+			cur, _ := t.nodes.ReplaceOrInsert(u.prev)
+			t.replaced(cur, u.prev)
 		}
 	}
 	t.txn, t.undo = false, t.undo[:0]
