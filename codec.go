@@ -112,7 +112,10 @@ func (d *dec) i64() int64 { return int64(d.u64()) }
 
 func (d *dec) str() string {
 	n := d.u32()
-	if n > math.MaxInt32 || !d.need(int(n)) {
+	if n > math.MaxInt32 && d.err == nil {
+		d.err = errCorrupt // a length no input can hold (was read as "")
+	}
+	if d.err != nil || !d.need(int(n)) {
 		return ""
 	}
 	s := string(d.b[:n])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -74,6 +75,11 @@ func (e *Ensemble) startRPC(ctx context.Context, method byte, payload []byte) fu
 	}
 	if e.raft.State() != raft.Leader {
 		return func() ([]byte, error) { return nil, errNotLeader }
+	}
+	// What enters the log must decode on every replica, or it would stop
+	// them all: a forwarded command is checked before the leader seals it.
+	if _, err := decodeCommand(payload); err != nil {
+		return func() ([]byte, error) { return nil, fmt.Errorf("%w: forwarded command: %v", ErrMarshallingError, err) }
 	}
 	f := e.startApply(ctx, payload)
 	return func() ([]byte, error) {
@@ -159,13 +165,21 @@ func (e *Ensemble) askSyncIndex(ctx context.Context, id raft.ServerID, addr raft
 	if err != nil {
 		return 0, err
 	}
-	d := &dec{b: out}
-	target, commit, term := d.u64(), d.u64(), d.u64()
-	if d.err != nil {
-		return 0, d.err
+	target, commit, term, err := decodeSyncIndex(out)
+	if err != nil {
+		return 0, err
 	}
 	e.noticeCommit(commitNotice{index: commit, term: term, leaderID: id, leaderAddr: addr})
 	return target, nil
+}
+
+func decodeSyncIndex(b []byte) (target, commit, term uint64, err error) {
+	d := &dec{b: b}
+	target, commit, term = d.u64(), d.u64(), d.u64()
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes in a sync index", errCorrupt, len(d.b))
+	}
+	return target, commit, term, d.err
 }
 
 func encodeSyncIndex(target, commit, term uint64) []byte {
@@ -199,7 +213,7 @@ func encodeMembership(op byte, id, addr string) []byte {
 func decodeMembership(p []byte) (op byte, id raft.ServerID, addr raft.ServerAddress, err error) {
 	d := &dec{b: p}
 	op, id, addr = d.u8(), raft.ServerID(d.str()), raft.ServerAddress(d.str())
-	if d.err != nil {
+	if d.err != nil || len(d.b) != 0 {
 		return 0, "", "", ErrMarshallingError
 	}
 	return op, id, addr, nil
@@ -224,14 +238,21 @@ func encodeTouches(touches []sessionTouch) []byte {
 	return b.b
 }
 
+// maxIdleMillis is the longest idle time a touch can carry.
+const maxIdleMillis = int64(math.MaxInt64 / time.Millisecond)
+
 func decodeTouches(p []byte) ([]sessionTouch, error) {
 	d := &dec{b: p}
 	n := d.count(16)
 	out := make([]sessionTouch, 0, n)
 	for i := 0; i < n; i++ {
-		out = append(out, sessionTouch{id: d.i64(), idle: time.Duration(d.i64()) * time.Millisecond})
+		id, ms := d.i64(), d.i64()
+		if ms < 0 || ms > maxIdleMillis {
+			return nil, ErrMarshallingError // a Duration cannot hold it
+		}
+		out = append(out, sessionTouch{id: id, idle: time.Duration(ms) * time.Millisecond})
 	}
-	if d.err != nil {
+	if d.err != nil || len(d.b) != 0 {
 		return nil, ErrMarshallingError
 	}
 	return out, nil
@@ -273,8 +294,19 @@ func (e *Ensemble) askMemberRecord(ctx context.Context, addr raft.ServerAddress)
 	if err != nil {
 		return nil, false, err
 	}
-	d := &dec{b: out}
-	known, instance = d.u8() == 1, d.bytes()
+	return decodeMemberRecord(out)
+}
+
+func decodeMemberRecord(b []byte) (instance []byte, known bool, err error) {
+	d := &dec{b: b}
+	flag := d.u8()
+	known, instance = flag == 1, d.bytes()
+	if d.err == nil && flag > 1 {
+		d.err = fmt.Errorf("%w: member record flag %d", errCorrupt, flag)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes in a member record", errCorrupt, len(d.b))
+	}
 	if d.err != nil {
 		return nil, false, d.err
 	}
