@@ -34,6 +34,7 @@ const (
 	opCloseSession  opCode = 101
 	opReap          opCode = 102 // leader-initiated delete of a container or expired TTL node
 	opRegister      opCode = 103 // a replica records which data dir it runs on (identity.go)
+	opCheckpoint    opCode = 104 // the log verifier's checkpoint; changes nothing (integrity_verifier.go)
 )
 
 // command is one replicated write. time is stamped by the leader just before
@@ -87,6 +88,7 @@ func encodeCommand(c *command) []byte {
 	case opRegister:
 		e.str(c.member)
 		e.bytes(c.instance)
+	case opCheckpoint:
 	default:
 		if c.op == opMulti {
 			e.u32(uint32(len(c.ops)))
@@ -193,6 +195,7 @@ func decodeCommand(b []byte) (*command, error) {
 	case opRegister:
 		c.member = d.str()
 		c.instance = d.bytes()
+	case opCheckpoint:
 	case opCreate, opDelete, opSetData, opSetACL, opCheck:
 		c.ops = []Op{decodeOp(d)}
 	case opMulti:

@@ -80,6 +80,7 @@ type testHooks struct {
 	tuneRaft          func(*raft.Config) // adjusts raft's configuration last
 	noCommitBroadcast bool               // the leader sends no commit notices
 	afterVerifyLeader func()             // runs in leaderSyncIndex right after the leadership check
+	noCheckpoints     bool               // the leader appends no verifier checkpoints on its own
 }
 
 // Peer is one member of the ensemble.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/verifier"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/zooraft/zoo/internal/memnet"
@@ -57,6 +58,7 @@ type Ensemble struct {
 	closed    atomic.Bool
 	failed    atomic.Pointer[error] // set when the replica stopped serving for good (integrity.go)
 	instance  []byte                // this data dir's instance id; nil in memory (identity.go)
+	verifier  *verifier.LogStore    // checks raft.db online; nil in memory (integrity_verifier.go)
 	verified  atomic.Bool           // the ensemble's record of this replica names instance
 	stopped   chan struct{}         // closed then
 	closeOnce sync.Once
@@ -139,12 +141,15 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	}
 	// Recent entries from memory: the leader reads every entry back to
 	// replicate it, and followers check the previous entry of each append.
-	cached, err := raft.NewLogCache(logCacheSize, store)
+	// raft -> the cache -> the verifier -> bbolt: the verifier sees every
+	// entry written and reads back from disk, never from the cache.
+	e.verifier = e.verifiedLog(store)
+	cached, err := raft.NewLogCache(logCacheSize, e.verifier)
 	if err != nil {
-		store.Close()
+		e.verifier.Close() // and store
 		return nil, nil, fmt.Errorf("zoo: raft log cache: %w", err)
 	}
-	e.logs, e.closeLogs = cached, store.Close
+	e.logs, e.closeLogs = cached, e.verifier.Close
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hlog)
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
@@ -272,6 +277,7 @@ func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.goRun(e.watchLeader)
 	e.goRun(e.leaveOnFailure)
 	e.goRun(e.registerLoop)
+	e.goRun(e.checkpointLoop)
 }
 
 // checkSelfListed refuses Peers that list this replica on another port than

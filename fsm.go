@@ -201,6 +201,8 @@ func (f *fsm) applyEntry(index uint64, c *command, ended *[]endedSession) *apply
 	case opRegister:
 		r.err = f.register(c.member, c.instance)
 		return r
+	case opCheckpoint:
+		return r // for the log verifier only
 	}
 	if c.session != 0 && f.sessions[c.session] == nil {
 		r.err = ErrSessionExpired
