@@ -141,7 +141,7 @@ func (f *fsm) checkDigest(c *command) *CorruptionError {
 		return nil
 	}
 	return &CorruptionError{What: fmt.Sprintf("the tree after log entry %d", c.digestAt), Index: c.digestAt, Store: f.store,
-		Err: fmt.Errorf("%w: its digest is %016x, the leader's %016x", errDiverged, mine, c.digest)}
+		Err: fmt.Errorf("%w: its digest is %016x, the leader's %016x", ErrDiverged, mine, c.digest)}
 }
 
 // digestNow returns the applied index and the tree digest after it, for the

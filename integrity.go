@@ -10,8 +10,9 @@ import (
 // ahead. Every log entry zoo writes carries a CRC-32C of its bytes
 // (command.go, sealCommand), checked before it is applied (fsm.go).
 
-// errDiverged says a replica's tree is not the leader's at the same index.
-var errDiverged = errors.New("zoo: the tree diverged from the leader's")
+// ErrDiverged is the cause of a [CorruptionError] when this replica's tree
+// is not the leader's at the same index (the tree digest differs).
+var ErrDiverged = errors.New("zoo: the tree diverged from the leader's")
 
 // CorruptionError says this replica found data it cannot vouch for and
 // stopped serving, or refused to start: a log entry whose checksum does not

@@ -56,7 +56,7 @@ func TestDivergedTreeStopsTheReplica(t *testing.T) {
 	}
 	r := follower.applyRaw(b)
 	var ce *CorruptionError
-	if !errors.As(r.err, &ce) || !errors.Is(r.err, errDiverged) || ce.Index != at {
+	if !errors.As(r.err, &ce) || !errors.Is(r.err, ErrDiverged) || ce.Index != at {
 		t.Fatalf("diverged follower: %v, want a CorruptionError for the tree after entry %d", r.err, at)
 	}
 	if follower.exists("/b") {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -212,6 +213,9 @@ func (s *Server) monitorValues(st zoo.Status) []metric {
 		{"local_sessions", int64(st.LocalSessions)},
 		{"uptime", time.Since(s.started).Milliseconds()},
 		{"quorum_size", int64(quorumSize(st))},
+		// ZooKeeper's count of digest mismatches; zoo stops a replica at the
+		// first, so it is 0 or 1.
+		{"digest_mismatches_count", digestMismatches(s.ens.Failure())},
 	}
 	if n, ok := openFDs(); ok {
 		ms = append(ms, metric{"open_file_descriptor_count", int64(n)})
@@ -453,3 +457,12 @@ func maxFDs() (int64, bool) {
 
 // wordAllowed reports whether the whitelist enables word.
 func (s *Server) wordAllowed(word string) bool { return s.allWords || s.words[word] }
+
+// digestMismatches is 1 when the replica stopped because its tree diverged
+// from the leader's.
+func digestMismatches(failure error) int64 {
+	if errors.Is(failure, zoo.ErrDiverged) {
+		return 1
+	}
+	return 0
+}

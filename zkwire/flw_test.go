@@ -1,6 +1,8 @@
 package zkwire
 
 import (
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -8,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/testkit"
 )
 
@@ -76,6 +79,7 @@ func TestFourLetterWords(t *testing.T) {
 		{"mntr", "zk_server_state\tleader\n"},
 		{"mntr", "zk_version\t3.9.4-test, built on 11/26/2026 17:00 GMT\n"},
 		{"mntr", "zk_ephemerals_count\t1\n"},
+		{"mntr", "zk_digest_mismatches_count\t0\n"},
 		{"envi", "zookeeper.version=3.9.4-test, built on"},
 		{"stat", "Clients:\n /127.0.0.1:"},
 		{"stat", "Mode: leader\n"},
@@ -114,4 +118,22 @@ func TestNotServing(t *testing.T) {
 		got := word(t, c.addrs[leader], "srvr")
 		return strings.Contains(got, "Mode: leader\n") || strings.Contains(got, "Mode: follower\n")
 	})
+}
+
+// mntr's digest_mismatches_count is 1 once the replica stopped because its
+// tree diverged from the leader's, and for no other failure.
+func TestDigestMismatchesCount(t *testing.T) {
+	for _, tc := range []struct {
+		failure error
+		want    int64
+	}{
+		{nil, 0},
+		{&zoo.CorruptionError{What: "the tree after log entry 9", Err: fmt.Errorf("%w: its digest is 1, the leader's 2", zoo.ErrDiverged)}, 1},
+		{&zoo.CorruptionError{What: "log entry 9", Err: errors.New("checksum mismatch")}, 0},
+		{&zoo.IdentityError{Member: "3", Reason: "wiped"}, 0},
+	} {
+		if got := digestMismatches(tc.failure); got != tc.want {
+			t.Errorf("digestMismatches(%v) = %d, want %d", tc.failure, got, tc.want)
+		}
+	}
 }
