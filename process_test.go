@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -231,6 +232,51 @@ func (c *controlServer) handler() http.Handler {
 		}
 		json.NewEncoder(w).Encode(out)
 	})
+	// POST /reg?path=P&version=V, body = data: setData expecting version V
+	// (-1: any), for the linearizability check; 200 with the new version,
+	// 412 bad version, 503 anything else (the outcome may be unknown).
+	mux.HandleFunc("POST /reg", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		data, _ := io.ReadAll(r.Body)
+		version, err := strconv.Atoi(r.URL.Query().Get("version"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s, err := c.session(ctx)
+		var st zoo.Stat
+		if err == nil {
+			st, err = s.Set(ctx, r.URL.Query().Get("path"), data, int32(version))
+		}
+		switch {
+		case err == nil:
+			json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
+		case errors.Is(err, zoo.ErrBadVersion):
+			http.Error(w, err.Error(), http.StatusPreconditionFailed)
+		default:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	// GET /reg?path=P: sync, then the node's data and version.
+	mux.HandleFunc("GET /reg", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		s, err := c.session(ctx)
+		if err == nil {
+			err = s.Sync(ctx, "/")
+		}
+		var data []byte
+		var st zoo.Stat
+		if err == nil {
+			data, st, err = s.Get(ctx, r.URL.Query().Get("path"))
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
+	})
 	// GET /status: this replica's role and view of the leader.
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := c.e.Status()
@@ -242,6 +288,12 @@ func (c *controlServer) handler() http.Handler {
 			Serving: st.Serving, AppliedIndex: st.AppliedIndex})
 	})
 	return mux
+}
+
+// regState is a register's data and version, as /reg answers.
+type regState struct {
+	Data    string
+	Version int32
 }
 
 // dumpNode is what a dump shows of one node.
@@ -309,9 +361,9 @@ type replicaProc struct {
 
 	alive atomic.Bool // false from just before it is killed
 	cmd   *exec.Cmd
-	stdin io.WriteCloser // held open: its EOF tells the child the test died
-	done  chan struct{}  // closed when the process has been reaped
-	ctl   string         // "http://host:port" of its control server
+	stdin io.WriteCloser         // held open: its EOF tells the child the test died
+	done  chan struct{}          // closed when the process has been reaped
+	ctl   atomic.Pointer[string] // "http://host:port" of its control server; a restart changes it while clients run
 }
 
 // processCluster is a set of replica processes sharing one HTTP client.
@@ -400,7 +452,8 @@ func (pc *processCluster) start(p *replicaProc) {
 		if err != nil {
 			return false
 		}
-		p.ctl = "http://" + string(b)
+		url := "http://" + string(b)
+		p.ctl.Store(&url)
 		return true
 	})
 }
@@ -432,7 +485,11 @@ func (pc *processCluster) poll(timeout time.Duration, what string, cond func() b
 
 // do sends one control request and returns its status code and body.
 func (pc *processCluster) do(ctx context.Context, method string, p *replicaProc, op string, q url.Values, body string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, method, p.ctl+"/"+op+"?"+q.Encode(), strings.NewReader(body))
+	ctl := p.ctl.Load()
+	if ctl == nil {
+		return 0, "", errors.New("replica not started")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, *ctl+"/"+op+"?"+q.Encode(), strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
