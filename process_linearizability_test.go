@@ -30,12 +30,15 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 		tick      = 300 * time.Millisecond
 		keys      = 10 // registers: porcupine checks each apart
 		perProc   = 2
-		faultFor  = 20 * time.Second
 		opTimeout = 3 * time.Second
 	)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("ZOO_NEMESIS_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	faultFor := 20 * time.Second // a soak sets ZOO_NEMESIS_DURATION (docs/soak.md)
+	if d, err := time.ParseDuration(os.Getenv("ZOO_NEMESIS_DURATION")); err == nil && d > 0 {
+		faultFor = d
 	}
 	t.Logf("nemesis seed %d (ZOO_NEMESIS_SEED=%d replays it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
@@ -73,8 +76,9 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	}
 
 	// The nemesis: one replica at a time is paused or killed, then brought back.
+	faults := 0
 	end := time.Now().Add(faultFor)
-	for time.Now().Before(end) {
+	for ; time.Now().Before(end); faults++ {
 		victim := pc.procs[rng.IntN(len(pc.procs))]
 		down := time.Duration(500+rng.IntN(2500)) * time.Millisecond
 		if rng.IntN(2) == 0 {
@@ -96,7 +100,7 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	clients.Wait()
 
 	reads, writes, unknown := h.Counts()
-	t.Logf("history: %d synced reads, %d writes with a known outcome, %d unknown", reads, writes, unknown)
+	t.Logf("history: %d synced reads, %d writes with a known outcome, %d unknown, under %d faults", reads, writes, unknown, faults)
 	if reads < 50 || writes < 50 {
 		t.Fatalf("too little load to check: %d reads, %d writes", reads, writes)
 	}
