@@ -19,7 +19,8 @@ import (
 
 // Linearizable registers through three replica processes over real TCP and
 // bbolt while a nemesis pauses (SIGSTOP/SIGCONT) and kills (SIGKILL, then a
-// restart) one replica at a time, leader or follower: every read (after a
+// restart) one replica at a time, leader or follower, or transfers
+// leadership: every read (after a
 // sync) and every write (plain or compare-and-set) through any replica is
 // checked with porcupine. The seed is printed; ZOO_NEMESIS_SEED replays one.
 func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
@@ -81,16 +82,26 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	for ; time.Now().Before(end); faults++ {
 		victim := pc.procs[rng.IntN(len(pc.procs))]
 		down := time.Duration(500+rng.IntN(2500)) * time.Millisecond
-		if rng.IntN(2) == 0 {
+		switch rng.IntN(3) {
+		case 0:
 			t.Logf("SIGSTOP replica %s for %v", victim.spec.ID, down)
 			victim.cmd.Process.Signal(syscall.SIGSTOP)
 			time.Sleep(down) // the fault's length is the point
 			victim.cmd.Process.Signal(syscall.SIGCONT)
-		} else {
+		case 1:
 			t.Logf("SIGKILL replica %s, restart after %v", victim.spec.ID, down)
 			pc.kill(victim)
 			time.Sleep(down)
 			pc.start(victim)
+		default:
+			// Asked of whichever replica leads now; refused (no leader,
+			// or none up to date) is fine: it is a fault, not a check.
+			if leader := pc.leaderNow(); leader != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				code, _, err := pc.do(ctx, http.MethodPost, leader, "transfer", nil, "")
+				cancel()
+				t.Logf("leadership transfer from replica %s: %d %v", leader.spec.ID, code, err)
+			}
 		}
 		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond) // a healthy stretch between faults
 	}
@@ -156,4 +167,14 @@ func regOp(pc *processCluster, p *replicaProc, h *lincheck.History, client int, 
 			h.Add(client, in, call, lincheck.Output{Unknown: true})
 		}
 	}
+}
+
+// leaderNow is the replica that says it leads, or nil.
+func (pc *processCluster) leaderNow() *replicaProc {
+	for _, p := range pc.procs {
+		if st, ok := pc.status(p); ok && st.Role == "leader" {
+			return p
+		}
+	}
+	return nil
 }

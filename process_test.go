@@ -277,6 +277,14 @@ func (c *controlServer) handler() http.Handler {
 		}
 		json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
 	})
+	// POST /transfer: hand leadership to another up-to-date voter.
+	mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := c.e.TransferLeadership(ctx, ""); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
 	// GET /status: this replica's role and view of the leader.
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := c.e.Status()
