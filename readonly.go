@@ -2,7 +2,6 @@ package zoo
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/binary"
 )
 
@@ -62,18 +61,11 @@ func (e *Ensemble) ReadOnlySession(id int64, password []byte, w Watcher, opts ..
 		local := int64(binary.BigEndian.Uint64(b[:]) | 1<<63)
 		s = newSessionHandle(e, local, e.cfg.clampTimeout(o.timeout), pw, o)
 	} else {
-		e.fsm.mu.RLock()
-		entry := e.fsm.sessions[id]
-		var timeout int32
-		var pw []byte
-		if entry != nil {
-			timeout, pw = entry.timeout, entry.password
+		timeout, pw, err := e.fsm.checkSession(id, password)
+		if err != nil {
+			return nil, err
 		}
-		e.fsm.mu.RUnlock()
-		if entry == nil || subtle.ConstantTimeCompare(pw, password) != 1 {
-			return nil, ErrSessionExpired
-		}
-		s = newSessionHandle(e, id, msDuration(timeout), pw, o)
+		s = newSessionHandle(e, id, timeout, pw, o)
 	}
 	s.readOnly = true
 	e.mu.Lock()

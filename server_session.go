@@ -2,7 +2,6 @@ package zoo
 
 import (
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"time"
 )
@@ -227,18 +226,11 @@ func (e *Ensemble) ResumeSession(ctx context.Context, id int64, password []byte,
 		return nil, err
 	}
 	o := sessionOptions{watcher: w, client: true}
-	e.fsm.mu.RLock()
-	entry := e.fsm.sessions[id]
-	var timeout int32
-	var pw []byte
-	if entry != nil {
-		timeout, pw = entry.timeout, entry.password
+	timeout, pw, err := e.fsm.checkSession(id, password)
+	if err != nil {
+		return nil, err
 	}
-	e.fsm.mu.RUnlock()
-	if entry == nil || subtle.ConstantTimeCompare(pw, password) != 1 {
-		return nil, ErrSessionExpired
-	}
-	s := newSessionHandle(e, id, msDuration(timeout), pw, o)
+	s := newSessionHandle(e, id, timeout, pw, o)
 	e.mu.Lock()
 	old := e.sessions[id]
 	e.sessions[id] = s

@@ -3,6 +3,7 @@ package zoo
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -151,6 +152,25 @@ func (f *fsm) hasSession(id int64) bool {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	return f.sessions[id] != nil
+}
+
+// checkSession returns the timeout and password of the replicated session
+// id if password is its own, as a reconnecting client proves it;
+// ErrSessionExpired if this replica knows no such session or the password
+// differs.
+func (f *fsm) checkSession(id int64, password []byte) (time.Duration, []byte, error) {
+	f.mu.RLock()
+	entry := f.sessions[id]
+	var timeout int32
+	var pw []byte
+	if entry != nil {
+		timeout, pw = entry.timeout, entry.password
+	}
+	f.mu.RUnlock()
+	if entry == nil || subtle.ConstantTimeCompare(pw, password) != 1 {
+		return 0, nil, ErrSessionExpired
+	}
+	return msDuration(timeout), pw, nil
 }
 
 // sessionsEnded is the FSM's report of closeSession commands applied.
