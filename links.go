@@ -64,6 +64,10 @@ type PeerTLS struct {
 	// names (ZooKeeper's ssl.quorum.hostnameVerification=false). Only for a
 	// CA that signs nothing but this ensemble's replicas.
 	SkipHostnameCheck bool
+	// NoReload reads the files once, at Open (zoo.cfg's
+	// sslQuorumReloadCertFiles=false). By default a changed file is read
+	// again within a second, so certificates are renewed without a restart.
+	NoReload bool
 }
 
 // peerTLSReloadInterval is how often, at most, certificate files are
@@ -94,10 +98,14 @@ func (p *PeerTLS) build(logger hclog.Logger) (*peer.TLS, error) {
 		conf := p.Config
 		out.Base = func() (*tls.Config, error) { return conf, nil }
 	} else {
+		interval := peerTLSReloadInterval
+		if p.NoReload {
+			interval = keystore.NoReload
+		}
 		r, err := keystore.NewReloader(
 			keystore.KeyStore{Path: p.CertFile, KeyPath: p.KeyFile, Password: p.CertPassword},
 			keystore.TrustStore{Path: p.CAFile, Password: p.CAPassword},
-			peerTLSReloadInterval,
+			interval,
 			func(m *keystore.Material) {
 				logger.Info("replica TLS: certificate files changed; new connections use them",
 					"subject", m.Cert.Leaf.Subject.String(), "not-after", m.Cert.Leaf.NotAfter)

@@ -227,7 +227,7 @@ func ensembleConfig(cfg *zoocfg.Config, logger *slog.Logger) (zoo.Config, error)
 		z.Peers = append(z.Peers, zoo.Peer{ID: s.ID, Addr: net.JoinHostPort(s.Host, strconv.Itoa(s.QuorumPort)), Observer: s.Observer})
 	}
 	if cfg.SSLQuorum {
-		z.PeerTLS = peerTLS(cfg.QuorumTLS)
+		z.PeerTLS = peerTLS(cfg.QuorumTLS, cfg.QuorumCertsReadOnce)
 	}
 	return z, nil
 }

@@ -20,8 +20,9 @@ import (
 const certReloadInterval = time.Second
 
 // peerTLS is sslQuorum's TLS for the links between servers.
-func peerTLS(q zoocfg.TLS) *zoo.PeerTLS {
+func peerTLS(q zoocfg.TLS, readOnce bool) *zoo.PeerTLS {
 	return &zoo.PeerTLS{
+		NoReload:          readOnce,
 		CertFile:          q.KeyStore.Path,
 		CertPassword:      q.KeyStore.Password,
 		CAFile:            q.TrustStore.Path,

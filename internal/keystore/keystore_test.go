@@ -255,6 +255,24 @@ func TestReloaderChecksAtMostOncePerInterval(t *testing.T) {
 	}
 }
 
+func TestReloaderWithNoReloadKeepsTheFirstFiles(t *testing.T) {
+	f := newFixture(t)
+	store := f.combinedPEM(t)
+	r, err := NewReloader(KeyStore{Path: store}, TrustStore{Path: f.write(t, "ca.pem", f.ca.CertPEM())}, NoReload, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.lastCheck = time.Time{} // as if the process had run since year 1
+	r.mu.Unlock()
+	renewed, _ := f.ca.Replica("replica 1", []string{"127.0.0.1"}, certgen.Options{})
+	b, _ := renewed.PEM()
+	f.write(t, "replica.pem", b)
+	if !r.Current().Cert.Leaf.Equal(f.leaf.Cert) {
+		t.Fatal("NoReload read the renewed file")
+	}
+}
+
 // The package's own encryption agrees with openssl's (the other test's
 // direction): a key we could not read back would be a bug in either.
 func TestEncryptedKeyRoundTrip(t *testing.T) {

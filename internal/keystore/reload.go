@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"math"
 	"os"
 	"sync"
 	"time"
@@ -39,8 +40,13 @@ type Reloader struct {
 	failed    bool
 }
 
+// NoReload is an interval after which files are never read again: the
+// material stays what NewReloader loaded (ZooKeeper's
+// sslQuorumReloadCertFiles=false).
+const NoReload time.Duration = math.MaxInt64
+
 // NewReloader loads ks and ts, failing if they do not load. Then Current
-// re-reads them at most once per interval; onReload (if not nil) hears of
+// re-reads them at most once per interval (never with NoReload); onReload (if not nil) hears of
 // every new material, onError (if not nil) of every failed reload.
 func NewReloader(ks KeyStore, ts TrustStore, interval time.Duration, onReload func(*Material), onError func(error)) (*Reloader, error) {
 	r := &Reloader{ks: ks, ts: ts, interval: interval, onReload: onReload, onError: onError}
@@ -79,7 +85,7 @@ func Load(ks KeyStore, ts TrustStore) (*Material, error) {
 // holds up a handshake for longer than the one that checks.
 func (r *Reloader) Current() *Material {
 	r.mu.Lock()
-	cur, due := r.cur, time.Since(r.lastCheck) >= r.interval
+	cur, due := r.cur, r.interval != NoReload && time.Since(r.lastCheck) >= r.interval
 	r.mu.Unlock()
 	if !due || !r.checking.TryLock() {
 		return cur

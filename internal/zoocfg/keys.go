@@ -182,9 +182,10 @@ var handlers = map[string]handler{
 		return err
 	},
 	"sslQuorumReloadCertFiles": func(p *parser, c *Config, prop property) error {
-		// zoo always re-reads changed certificate files; false is not honoured
-		// because a restart to renew certificates is never what is wanted.
-		_, err := p.boolVal(prop)
+		// ZooKeeper's default is false; zoo's is to re-read changed files, so
+		// only an explicit false changes anything.
+		reload, err := p.boolVal(prop)
+		c.QuorumCertsReadOnce = !reload
 		return err
 	},
 	"X509AuthenticationProvider.superUser": func(p *parser, c *Config, prop property) (err error) {

@@ -41,7 +41,7 @@ func TestParseTLSKeys(t *testing.T) {
 	}
 	if c.SecureClientPort != 2281 || c.SecureClientPortAddress != "127.0.0.1" || !c.SSLQuorum ||
 		c.QuorumTLS.KeyStore.Path != "/etc/zk/q.pem" || c.QuorumTLS.HostnameVerification ||
-		c.X509SuperUser != "CN=admin,O=Acme" || !c.AdminForceHTTPS || !c.AdminNeedClientAuth {
+		c.X509SuperUser != "CN=admin,O=Acme" || !c.AdminForceHTTPS || !c.AdminNeedClientAuth || c.QuorumCertsReadOnce {
 		t.Errorf("parsed %+v", c)
 	}
 	if len(c.Warnings) != 0 {
@@ -99,6 +99,26 @@ func TestParseRefusesSecurityZooCannotGive(t *testing.T) {
 	if _, err := Parse(strings.NewReader(base+"quorum.auth.enableSasl=false\nsessionRequireClientSASLAuth=false\n"+
 		"enforce.auth.enabled=false\nportUnification=false\nssl.crl=false\nssl.ocsp=false\nsecureClientPort=0\n"), ""); err != nil {
 		t.Fatalf("features left off: %v", err)
+	}
+}
+
+// sslQuorumReloadCertFiles=false is honoured; zoo's default, and true, reload.
+func TestParseSSLQuorumReloadCertFiles(t *testing.T) {
+	for value, readOnce := range map[string]bool{"": false, "true": false, "false": true} {
+		cfg := base
+		if value != "" {
+			cfg += "sslQuorumReloadCertFiles=" + value + "\n"
+		}
+		c, err := Parse(strings.NewReader(cfg), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.QuorumCertsReadOnce != readOnce {
+			t.Errorf("sslQuorumReloadCertFiles=%q: QuorumCertsReadOnce %v, want %v", value, c.QuorumCertsReadOnce, readOnce)
+		}
+	}
+	if _, err := Parse(strings.NewReader(base+"sslQuorumReloadCertFiles=no\n"), ""); err == nil || !strings.Contains(err.Error(), "sslQuorumReloadCertFiles") {
+		t.Errorf("a value that is not a boolean: %v", err)
 	}
 }
 

@@ -120,6 +120,10 @@ type Config struct {
 	// QuorumTLS, the ssl.quorum.* keys.
 	SSLQuorum bool
 	QuorumTLS TLS
+	// QuorumCertsReadOnce is sslQuorumReloadCertFiles=false: the ssl.quorum.*
+	// files are read at start only. Unset (or true), a changed file is read
+	// again, as ZooKeeper does with true.
+	QuorumCertsReadOnce bool
 	// X509SuperUser is X509AuthenticationProvider.superUser: the x509 id
 	// (certificate subject in RFC 2253 form) that bypasses every ACL.
 	X509SuperUser string
