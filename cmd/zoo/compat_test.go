@@ -195,7 +195,7 @@ func (e *ensemble) killAll() {
 
 // fourLetters sends a four-letter word to a member's client port, like `echo stat | nc`.
 func fourLetters(addr, word string) string {
-	lines, err := fourLetterWord(addr, word)
+	lines, err := fourLetterWord(addr, word, nil)
 	if err != nil {
 		return ""
 	}

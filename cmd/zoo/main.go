@@ -3,7 +3,7 @@
 //
 //	zoo server --config zoo.cfg        # like zkServer.sh start-foreground
 //	zoo status --config zoo.cfg        # like zkServer.sh status: "Mode: leader"
-//	zoo status -server host:port
+//	zoo status -server host:port [-tls-ca FILE -tls-cert FILE]
 //	zoo cli -server host:port[,...]    # like zkCli.sh, same commands and output
 //	zoo certs -config zoo.cfg -client app   # a CA and certificates for sslQuorum, secureClientPort and clients
 //	zoo version
@@ -52,7 +52,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   zoo server --config zoo.cfg     run a replica as described by a ZooKeeper zoo.cfg (+ dataDir/myid)
   zoo status --config zoo.cfg     print this server's mode, like zkServer.sh status
-  zoo status -server host:port    the same for any server
+  zoo status -server host:port    the same for any server (-tls-ca, -tls-cert: over TLS)
   zoo cli [-server host:port,...[/chroot]] [-timeout ms] [-r] [-tls-ca FILE [-tls-cert FILE]] [command args...]
                                   a zkCli.sh-compatible shell (one command, piped commands, or interactive);
                                   -r accepts a read-only server; -tls-* connect to a secureClientPort

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -10,16 +11,28 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zooraft/zoo/internal/keystore"
 	"github.com/zooraft/zoo/internal/zoocfg"
 )
 
-// statusCmd asks a server for "srvr" and prints its Mode line, as zkServer.sh status does.
+// statusCmd asks a server for "srvr" and prints its Mode line, as zkServer.sh
+// status does. Like zkServer.sh, it asks the plain client port, or the
+// secure one when that is the only port; over TLS it presents the -tls-*
+// files or, without them, the server's own ssl.* key and trust stores.
 func statusCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("zoo status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "ZooKeeper-style config file of the server to ask")
 	server := fs.String("server", "", "host:port of the server to ask (instead of -config)")
+	tlsCA := fs.String("tls-ca", "", "ask over TLS (a secureClientPort), trusting the CA certificates in `FILE`")
+	tlsCert := fs.String("tls-cert", "", "client certificate chain in `FILE`, with its key unless -tls-key")
+	tlsKey := fs.String("tls-key", "", "the client certificate's private key in `FILE` (PEM)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	conf, err := cliTLS(*tlsCA, *tlsCert, *tlsKey)
+	if err != nil {
+		fmt.Fprintln(stderr, "zoo status:", err)
 		return 2
 	}
 	addr := *server
@@ -32,16 +45,23 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "zoo:", err)
 			return 2
 		}
-		host := cfg.ClientPortAddress
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "localhost"
-		}
-		addr = net.JoinHostPort(host, strconv.Itoa(cfg.ClientPort))
 		fmt.Fprintf(stdout, "Using config: %s\n", *cfgPath)
+		var viaConfig *tls.Config
+		addr, viaConfig, err = statusTarget(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "zoo status: %s: %v\n", *cfgPath, err)
+			return 2
+		}
+		if conf == nil {
+			conf = viaConfig
+		}
 	}
-	lines, err := fourLetterWord(addr, "srvr")
+	lines, err := fourLetterWord(addr, "srvr", conf)
 	if err != nil {
 		fmt.Fprintf(stderr, "Error contacting service. It is probably not running. (%v)\n", err)
+		if conf == nil {
+			fmt.Fprintln(stderr, "A port that serves only TLS (secureClientPort) needs -tls-ca and, with ssl.clientAuth=need, -tls-cert.")
+		}
 		return 1
 	}
 	for _, l := range lines {
@@ -56,14 +76,55 @@ func statusCmd(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-// fourLetterWord sends a four-letter word and returns the answer's lines.
-func fourLetterWord(addr, word string) ([]string, error) {
+// statusTarget is the address a config's server answers on: its clientPort,
+// or, when it has only a secureClientPort, that port with the TLS of the
+// server's own ssl.* stores, checking the certificate names this server's
+// host (its server.N line's, else the host dialled).
+func statusTarget(cfg *zoocfg.Config) (string, *tls.Config, error) {
+	local := func(host string) string {
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			return "localhost"
+		}
+		return host
+	}
+	if cfg.ClientPort != 0 || cfg.SecureClientPort == 0 {
+		return net.JoinHostPort(local(cfg.ClientPortAddress), strconv.Itoa(cfg.ClientPort)), nil, nil
+	}
+	addr := net.JoinHostPort(local(cfg.SecureClientPortAddress), strconv.Itoa(cfg.SecureClientPort))
+	m, err := keystore.Load(cfg.ClientTLS.KeyStore, cfg.ClientTLS.TrustStore)
+	switch {
+	case err != nil:
+		return "", nil, fmt.Errorf("ssl.keyStore.location / ssl.trustStore.location: %w", err)
+	case m.CAs == nil:
+		return "", nil, fmt.Errorf("ssl.trustStore.location: needed to verify the server's certificate (or give -tls-ca)")
+	}
+	conf := &tls.Config{RootCAs: m.CAs, Certificates: []tls.Certificate{*m.Cert}, MinVersion: tls.VersionTLS12}
+	if self, ok := cfg.Self(); ok {
+		conf.ServerName = self.Host
+	}
+	return addr, conf, nil
+}
+
+// fourLetterWord sends a four-letter word, over TLS if conf is not nil, and
+// returns the answer's lines.
+func fourLetterWord(addr, word string, conf *tls.Config) ([]string, error) {
 	c, err := net.DialTimeout("tcp", addr, dialTimeout)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(dialTimeout))
+	if conf != nil {
+		conf = conf.Clone()
+		if conf.ServerName == "" {
+			conf.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(c, conf)
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+		}
+		c = tc
+	}
 	if _, err := c.Write([]byte(word)); err != nil {
 		return nil, err
 	}

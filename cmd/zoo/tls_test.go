@@ -279,6 +279,47 @@ func TestTLSZooCli(t *testing.T) {
 	}
 }
 
+// zoo status reaches a server that serves only TLS: with -tls-* flags, or,
+// from a config without clientPort, with the server's own ssl.* stores (as
+// zkServer.sh status falls back to secureClientPort).
+func TestTLSZooStatus(t *testing.T) {
+	f := writeTLSFiles(t)
+	e := startTLSEnsemble(t, f)
+	m := e.members[0]
+	status := func(args ...string) (string, int) {
+		var out, errOut bytes.Buffer
+		code := statusCmd(args, &out, &errOut)
+		return out.String() + errOut.String(), code
+	}
+	if out, code := status("-server", m.secureAddr, "-tls-ca", f.ca, "-tls-cert", f.app); code != 0 || !strings.Contains(out, "Mode: ") {
+		t.Fatalf("-server with -tls-*: %d %s", code, out)
+	}
+	if out, code := status("-server", m.secureAddr); code != 1 || !strings.Contains(out, "-tls-ca") {
+		t.Fatalf("a TLS port asked in plaintext: %d %s", code, out)
+	}
+	if out, code := status("-server", m.secureAddr, "-tls-ca", f.ca); code != 1 {
+		t.Fatalf("no client certificate on a need port: %d %s", code, out)
+	}
+
+	b, err := os.ReadFile(m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tlsOnly []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "clientPort=") {
+			tlsOnly = append(tlsOnly, l)
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "zoo.tls-only.cfg")
+	if err := os.WriteFile(cfg, []byte(strings.Join(tlsOnly, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := status("-config", cfg); code != 0 || !strings.Contains(out, "Mode: ") {
+		t.Fatalf("-config of a TLS-only server: %d %s", code, out)
+	}
+}
+
 // With sslQuorum=true, the quorum port speaks only TLS: a plaintext raft
 // connection is dropped before raft sees a byte, and a TLS one without a
 // certificate of the CA too.
