@@ -202,7 +202,7 @@ func (c *conn) writeLoop() {
 				break
 			}
 			if timeout <= 0 {
-				timeout = handshakeTimeout
+				timeout = c.srv.handshakeTimeout
 			}
 			// A client that reads nothing for a whole session timeout is gone.
 			c.nc.SetWriteDeadline(time.Now().Add(timeout))
@@ -272,7 +272,7 @@ func (c *conn) readLoop() {
 		c.close()
 		return
 	}
-	c.nc.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	c.nc.SetReadDeadline(time.Now().Add(c.srv.handshakeTimeout))
 	var first [4]byte
 	if _, err := io.ReadFull(c.br, first[:]); err != nil {
 		c.close()
@@ -352,7 +352,7 @@ func (c *conn) handshake(frame []byte) bool {
 		return false
 	}
 	ens := c.srv.ens
-	ctx, cancel := context.WithTimeout(c.ctx, handshakeTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.handshakeTimeout)
 	defer cancel()
 	if req.LastZxidSeen > ens.LastZxid() {
 		// The client saw more than this replica applied: catch up briefly,

@@ -70,9 +70,9 @@ var ErrServerClosed = errors.New("zkwire: server closed")
 const (
 	defaultMaxClientCnxns = 60
 	defaultMaxFrameSize   = 1048575
-	// handshakeTimeout bounds reading the ConnectRequest and creating or
-	// resuming the session.
-	handshakeTimeout = 10 * time.Second
+	// defaultHandshakeTimeout bounds a connection's TLS handshake, reading
+	// its ConnectRequest, and creating or resuming its session.
+	defaultHandshakeTimeout = 10 * time.Second
 	// catchUpTimeout bounds waiting for this replica to reach a reconnecting
 	// client's lastZxidSeen before the connection is refused.
 	catchUpTimeout = 2 * time.Second
@@ -94,6 +94,9 @@ type Server struct {
 	allWords bool
 	words    map[string]bool
 	started  time.Time
+	// handshakeTimeout is defaultHandshakeTimeout; tests shorten it before
+	// serving.
+	handshakeTimeout time.Duration
 
 	ctx    context.Context // cancelled by Close: ends every request in flight
 	cancel context.CancelFunc
@@ -191,7 +194,7 @@ func NewServer(ens *zoo.Ensemble, cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{ens: ens, cfg: cfg, log: cfg.Logger, words: map[string]bool{}, started: time.Now(),
-		conns: map[*conn]struct{}{}, perIP: map[string]int{}}
+		handshakeTimeout: defaultHandshakeTimeout, conns: map[*conn]struct{}{}, perIP: map[string]int{}}
 	for _, w := range cfg.FourLetterWords {
 		switch {
 		case w == "*":

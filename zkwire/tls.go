@@ -27,7 +27,7 @@ func (c *conn) tlsHandshake() bool {
 	if !ok {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, handshakeTimeout)
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
 		// Debug: anyone can make a handshake fail, as often as they like.

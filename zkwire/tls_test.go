@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
 	"net"
 	"slices"
 	"strings"
@@ -229,5 +230,84 @@ func TestTLSGoZKWithX509ACL(t *testing.T) {
 	}
 	if _, err := app.Create("/bad", nil, 0, []zk.ACL{{Perms: zk.PermAll, Scheme: "x509", ID: "not a dn"}}); !errors.Is(err, zk.ErrInvalidACL) {
 		t.Fatalf("x509 ACL that is not a name: %v", err)
+	}
+}
+
+// Clients that stall the TLS handshake (silent, a record header and no
+// more, a byte at a time) hold up nobody: a real client connects and works
+// meanwhile, and each stalled connection is closed once the handshake
+// timeout passes, which a server without one would never do.
+func TestTLSStalledHandshakesAreDroppedAndHoldUpNobody(t *testing.T) {
+	f := newTLSFixture(t)
+	srv, err := NewServer(openSingle(t), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.handshakeTimeout = 2 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeTLS(ln, f.serverConfig(tls.RequireAndVerifyClientCert)) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	addr := ln.Addr().String()
+
+	stalled := map[string]func(net.Conn){
+		"silent":          func(net.Conn) {},
+		"a record header": func(c net.Conn) { c.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00}) },
+		"a byte a second": func(c net.Conn) {
+			go func() {
+				for _, b := range []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00} {
+					if _, err := c.Write([]byte{b}); err != nil {
+						return
+					}
+					time.Sleep(time.Second)
+				}
+			}()
+		},
+	}
+	start := time.Now()
+	closed := make(chan string, 3*len(stalled))
+	for name, stall := range stalled {
+		for range 3 {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			stall(c)
+			go func() {
+				c.SetReadDeadline(time.Now().Add(time.Minute))
+				_, err := io.Copy(io.Discard, c)
+				if err != nil && !isReset(err) {
+					name += " (" + err.Error() + ")"
+				}
+				closed <- name
+			}()
+		}
+	}
+
+	zc, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithDialer(tlsDialer(f.clientConfig(f.app))), zk.WithLogger(quietLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zc.Close()
+	if _, err := zc.Create("/beside-the-stalled", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("a real client beside stalled handshakes: %v", err)
+	}
+
+	for range 3 * len(stalled) {
+		select {
+		case name := <-closed:
+			if strings.Contains(name, "(") {
+				t.Fatalf("stalled %s: not closed by the server", name)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("a stalled handshake is still open after 30 s")
+		}
+	}
+	if d := time.Since(start); d < srv.handshakeTimeout {
+		t.Fatalf("stalled handshakes dropped after %v, before the %v timeout", d, srv.handshakeTimeout)
 	}
 }
