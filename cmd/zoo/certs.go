@@ -31,9 +31,11 @@ import (
 func certsCmd(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("zoo certs", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	cfgPath := flags.String("config", "", "a certificate for each server.N line of the ZooKeeper-style config `FILE`")
+	var cfgPaths certsRepeated
+	flags.Var(&cfgPaths, "config", "a certificate for each server.N line of the ZooKeeper-style config `FILE` (repeatable: the configs of one ensemble)")
 	hostList := flags.String("hosts", "", "a certificate for each host of the comma-separated `LIST`, named server.1.pem onwards")
-	var clients certsClientFlag
+	apply := flags.Bool("apply", false, "also edit each -config file to use them: sslQuorum, and its clientPort becomes a secureClientPort")
+	var clients certsRepeated
 	flags.Var(&clients, "client", "a client certificate client.`NAME`.pem with subject CN=NAME,O=zoo (repeatable)")
 	dir := flags.String("dir", "certs", "`DIR` to write to; a CA already there (ca.pem, ca.key) signs the new certificates")
 	days := flags.Int("days", 730, "validity of server and client certificates in `DAYS` (a new CA's is 10 years)")
@@ -48,20 +50,26 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case flags.NArg() > 0:
 		return usageErr("unexpected argument %q", flags.Arg(0))
-	case *cfgPath == "" && *hostList == "" && len(clients) == 0:
+	case len(cfgPaths) == 0 && *hostList == "" && len(clients) == 0:
 		return usageErr("nothing to do: give -config zoo.cfg, -hosts h1,h2,... or -client NAME")
+	case *apply && len(cfgPaths) == 0:
+		return usageErr("-apply edits the -config files: give at least one")
 	case *days <= 0:
 		return usageErr("-days %d: must be positive", *days)
 	}
 
 	var leaves []certsLeaf
-	if *cfgPath != "" {
-		ls, err := certsFromConfig(*cfgPath)
+	for i, path := range cfgPaths {
+		ls, err := certsFromConfig(path)
 		if err != nil {
 			fmt.Fprintln(stderr, "zoo certs:", err)
 			return 2
 		}
-		leaves = append(leaves, ls...)
+		if i == 0 {
+			leaves = append(leaves, ls...)
+		} else if !slices.EqualFunc(ls, leaves, certsLeaf.same) {
+			return usageErr("%s: its server.N lines differ from %s's: give the configs of one ensemble", path, cfgPaths[0])
+		}
 	}
 	if *hostList != "" {
 		for i, h := range strings.Split(*hostList, ",") {
@@ -107,6 +115,13 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 	if len(exist) > 0 && !*force {
 		fmt.Fprintf(stderr, "zoo certs: %s: %s already there (-force replaces)\n", abs, strings.Join(exist, ", "))
 		return 1
+	}
+	var edits []certsEdit
+	if *apply {
+		if edits, err = certsPlanApply(cfgPaths, abs); err != nil {
+			fmt.Fprintln(stderr, "zoo certs -apply:", err)
+			return 1
+		}
 	}
 
 	ca, err := certsLoadCA(caCert, caKey)
@@ -160,6 +175,16 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "zoo certs:", err)
 			return 1
 		}
+	}
+	if *apply {
+		for _, e := range edits {
+			if err := certsWriteEdit(e); err != nil {
+				fmt.Fprintf(stderr, "zoo certs -apply: %s: %v\n", e.path, err)
+				return 1
+			}
+		}
+		certsReportApplied(stdout, abs, newCA, leaves, edits)
+		return 0
 	}
 	certsReport(stdout, abs, newCA, leaves)
 	return 0
@@ -262,13 +287,19 @@ func certsHost(h string) (string, error) {
 	return h, nil
 }
 
-// certsClientFlag collects -client names; certsClientName checks them after
-// parsing, so that a bad one is a one-line error like the others.
-type certsClientFlag []string
+// same reports whether two planned certificates are alike.
+func (l certsLeaf) same(o certsLeaf) bool {
+	return l.file == o.file && slices.Equal(l.hosts, o.hosts)
+}
 
-func (c *certsClientFlag) String() string { return strings.Join(*c, ",") }
+// certsRepeated collects a repeatable flag (-config, -client); values are
+// checked after parsing, so that a bad one is a one-line error like the
+// others.
+type certsRepeated []string
 
-func (c *certsClientFlag) Set(name string) error {
+func (c *certsRepeated) String() string { return strings.Join(*c, ",") }
+
+func (c *certsRepeated) Set(name string) error {
 	*c = append(*c, name)
 	return nil
 }
@@ -351,30 +382,7 @@ func certsLoadCA(certPath, keyPath string) (*certgen.CA, error) {
 // commands that use it.
 func certsReport(w io.Writer, dir string, newCA bool, leaves []certsLeaf) {
 	p := func(name string) string { return filepath.Join(dir, name) }
-	fmt.Fprintf(w, "In %s:\n", dir)
-	if newCA {
-		fmt.Fprintln(w, "  ca.pem, ca.key: a new CA (ca.key signs certificates: keep it secret)")
-	} else {
-		fmt.Fprintln(w, "  ca.pem, ca.key: the CA already there")
-	}
-	var numbered, standalone bool
-	var addrs, clients []string
-	for _, l := range leaves {
-		switch {
-		case l.hosts == nil:
-			fmt.Fprintf(w, "  %s: x509 id %s\n", l.file, zoo.X509ID(l.leaf.Cert))
-			clients = append(clients, l.name)
-			continue
-		case l.name == "server":
-			standalone = true
-		default:
-			numbered = true
-		}
-		fmt.Fprintf(w, "  %s: %s\n", l.file, strings.Join(l.hosts, ", "))
-		if a := net.JoinHostPort(l.hosts[0], "2281"); !slices.Contains(addrs, a) {
-			addrs = append(addrs, a)
-		}
-	}
+	numbered, standalone := certsReportFiles(w, dir, newCA, leaves)
 	server := func(file string) {
 		fmt.Fprintln(w, "# secureClientPort: a free port of each server (2281, 2282, ... when they share a machine)")
 		fmt.Fprintf(w, "secureClientPort=2281\nssl.keyStore.location=%s\nssl.trustStore.location=%s\n", p(file), p("ca.pem"))
@@ -388,6 +396,67 @@ func certsReport(w io.Writer, dir string, newCA bool, leaves []certsLeaf) {
 	if standalone {
 		fmt.Fprintln(w, "\n# zoo.cfg:")
 		server("server.pem")
+	}
+	var addrs []string
+	for _, l := range leaves {
+		if l.hosts == nil {
+			continue
+		}
+		if a := net.JoinHostPort(l.hosts[0], "2281"); !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
+		}
+	}
+	certsReportClients(w, dir, leaves, addrs)
+}
+
+// certsReportApplied is certsReport after -apply: the files, the configs
+// edited, and the client commands.
+func certsReportApplied(w io.Writer, dir string, newCA bool, leaves []certsLeaf, edits []certsEdit) {
+	certsReportFiles(w, dir, newCA, leaves)
+	fmt.Fprintln(w)
+	for _, e := range edits {
+		fmt.Fprintf(w, "Updated %s: %s\n", e.path, e.summary)
+	}
+	var addrs []string
+	for _, e := range edits {
+		addrs = append(addrs, e.clientAddr)
+	}
+	certsReportClients(w, dir, leaves, addrs)
+}
+
+// certsReportFiles lists the files written, and says whether there are
+// numbered servers' and a standalone server's certificates among them.
+func certsReportFiles(w io.Writer, dir string, newCA bool, leaves []certsLeaf) (numbered, standalone bool) {
+	fmt.Fprintf(w, "In %s:\n", dir)
+	if newCA {
+		fmt.Fprintln(w, "  ca.pem, ca.key: a new CA (ca.key signs certificates: keep it secret)")
+	} else {
+		fmt.Fprintln(w, "  ca.pem, ca.key: the CA already there")
+	}
+	for _, l := range leaves {
+		switch {
+		case l.hosts == nil:
+			fmt.Fprintf(w, "  %s: x509 id %s\n", l.file, zoo.X509ID(l.leaf.Cert))
+			continue
+		case l.name == "server":
+			standalone = true
+		default:
+			numbered = true
+		}
+		fmt.Fprintf(w, "  %s: %s\n", l.file, strings.Join(l.hosts, ", "))
+	}
+	return numbered, standalone
+}
+
+// certsReportClients prints how zoo cli and kazoo connect to the servers'
+// secure ports at addrs with the first client certificate.
+func certsReportClients(w io.Writer, dir string, leaves []certsLeaf, addrs []string) {
+	p := func(name string) string { return filepath.Join(dir, name) }
+	var clients []string
+	for _, l := range leaves {
+		if l.hosts == nil {
+			clients = append(clients, l.name)
+		}
 	}
 	hosts := strings.Join(addrs, ",")
 	if hosts == "" {

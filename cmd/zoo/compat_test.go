@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -37,8 +38,11 @@ type member struct {
 	cfg        string
 	clientAddr string
 	secureAddr string // the secureClientPort's address, if extra lines set one
-	cmd        *exec.Cmd
-	log        string
+	// tls, if set, is how mode asks secureAddr, for a member without a
+	// plain client port.
+	tls *tls.Config
+	cmd *exec.Cmd
+	log string
 }
 
 // ensemble is a set of zoo server processes sharing one zoo.cfg template.
@@ -77,6 +81,15 @@ func startEnsemble(t testing.TB, n int) *ensemble {
 // startEnsembleWith is startEnsemble with extra zoo.cfg lines per member;
 // extra gets the member's id and a free port for its secureClientPort.
 func startEnsembleWith(t testing.TB, n int, extra func(id, securePort int) string) *ensemble {
+	t.Helper()
+	e := writeEnsemble(t, n, extra)
+	e.startAll()
+	return e
+}
+
+// writeEnsemble writes the configs and myid files of startEnsembleWith
+// without starting anything.
+func writeEnsemble(t testing.TB, n int, extra func(id, securePort int) string) *ensemble {
 	t.Helper()
 	ports := freePorts(t, 4*n)
 	e := &ensemble{t: t, dir: t.TempDir()}
@@ -120,6 +133,13 @@ admin.enableServer=false
 		e.members = append(e.members, m)
 	}
 	t.Cleanup(e.killAll)
+	return e
+}
+
+// startAll starts every member and waits for a leader and all followers.
+func (e *ensemble) startAll() {
+	e.t.Helper()
+	n := len(e.members)
 	for _, m := range e.members {
 		e.start(m)
 	}
@@ -135,7 +155,6 @@ admin.enableServer=false
 		}
 		return leaders == 1 && followers == n-1
 	})
-	return e
 }
 
 func (e *ensemble) start(m *member) {
@@ -204,7 +223,14 @@ func fourLetters(addr, word string) string {
 
 // mode reads "Mode: ..." from stat, or "" (not answering, or not serving).
 func mode(m *member) string {
-	sc := bufio.NewScanner(strings.NewReader(fourLetters(m.clientAddr, "stat")))
+	var answer string
+	if m.tls != nil {
+		lines, _ := fourLetterWord(m.secureAddr, "stat", m.tls)
+		answer = strings.Join(lines, "\n")
+	} else {
+		answer = fourLetters(m.clientAddr, "stat")
+	}
+	sc := bufio.NewScanner(strings.NewReader(answer))
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "Mode: "); ok {
 			return v

@@ -5,7 +5,7 @@
 //	zoo status --config zoo.cfg        # like zkServer.sh status: "Mode: leader"
 //	zoo status -server host:port [-tls-ca FILE -tls-cert FILE]
 //	zoo cli -server host:port[,...]    # like zkCli.sh, same commands and output
-//	zoo certs -config zoo.cfg -client app   # a CA and certificates for sslQuorum, secureClientPort and clients
+//	zoo certs -config zoo.cfg -client app [-apply]  # a CA and certificates for sslQuorum, secureClientPort and clients
 //	zoo version
 package main
 
@@ -56,8 +56,9 @@ func usage(w io.Writer) {
   zoo cli [-server host:port,...[/chroot]] [-timeout ms] [-r] [-tls-ca FILE [-tls-cert FILE]] [command args...]
                                   a zkCli.sh-compatible shell (one command, piped commands, or interactive);
                                   -r accepts a read-only server; -tls-* connect to a secureClientPort
-  zoo certs [-config zoo.cfg] [-hosts h1,h2,...] [-client NAME]... [-dir certs] [-days 730] [-force]
-                                  a CA, server and client certificates (PEM) for sslQuorum and secureClientPort
+  zoo certs [-config zoo.cfg]... [-apply] [-hosts h1,h2,...] [-client NAME]... [-dir certs] [-days 730] [-force]
+                                  a CA, server and client certificates (PEM) for sslQuorum and secureClientPort;
+                                  -apply switches the -config files to them
   zoo version
 `)
 }

@@ -326,14 +326,25 @@ func TestTLSZooStatus(t *testing.T) {
 func TestSSLQuorumPortRefusesPlaintext(t *testing.T) {
 	f := writeTLSFiles(t)
 	e := startTLSEnsemble(t, f)
-	b, err := os.ReadFile(e.members[0].cfg)
+	expectPlaintextRaftRefused(t, e.members[0])
+	if mode(e.members[0]) == "" {
+		t.Fatal("member 1 stopped answering")
+	}
+}
+
+// expectPlaintextRaftRefused sends a plaintext raft request to m's quorum
+// port: a TLS alert, or nothing, is all it may get back.
+func expectPlaintextRaftRefused(t *testing.T, m *member) {
+	t.Helper()
+	b, err := os.ReadFile(m.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var quorum string
+	prefix := fmt.Sprintf("server.%d=", m.id)
 	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "server.1=") {
-			parts := strings.Split(strings.TrimPrefix(l, "server.1="), ":")
+		if strings.HasPrefix(l, prefix) {
+			parts := strings.Split(strings.TrimPrefix(l, prefix), ":")
 			quorum = net.JoinHostPort("127.0.0.1", parts[1])
 		}
 	}
@@ -346,11 +357,8 @@ func TestSSLQuorumPortRefusesPlaintext(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	buf := make([]byte, 64)
 	n, err := c.Read(buf)
-	if err == nil && !bytes.HasPrefix(buf[:n], []byte{0x15}) { // a TLS alert is all it may get
+	if err == nil && !bytes.HasPrefix(buf[:n], []byte{0x15}) {
 		t.Fatalf("plaintext raft got %q", buf[:n])
-	}
-	if mode(e.members[0]) == "" {
-		t.Fatal("member 1 stopped answering")
 	}
 }
 
