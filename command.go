@@ -35,6 +35,7 @@ const (
 	opReap          opCode = 102 // leader-initiated delete of a container or expired TTL node
 	opRegister      opCode = 103 // a replica records which data dir it runs on (identity.go)
 	opCheckpoint    opCode = 104 // the log verifier's checkpoint; changes nothing (integrity_verifier.go)
+	opEnsemble      opCode = 105 // the first leader names the ensemble (identity_ensemble.go)
 )
 
 // command is one replicated write. time is stamped by the leader just before
@@ -58,6 +59,8 @@ type command struct {
 
 	member   string // opRegister: the replica's ID
 	instance []byte // opRegister: its data dir's instance id
+
+	ensemble []byte // opEnsemble: the ensemble's id
 }
 
 // timeOffset is where the leader stamps its time into an encoded command,
@@ -88,6 +91,8 @@ func encodeCommand(c *command) []byte {
 	case opRegister:
 		e.str(c.member)
 		e.bytes(c.instance)
+	case opEnsemble:
+		e.bytes(c.ensemble)
 	case opCheckpoint:
 	default:
 		if c.op == opMulti {
@@ -195,6 +200,8 @@ func decodeCommand(b []byte) (*command, error) {
 	case opRegister:
 		c.member = d.str()
 		c.instance = d.bytes()
+	case opEnsemble:
+		c.ensemble = d.bytes()
 	case opCheckpoint:
 	case opCreate, opDelete, opSetData, opSetACL, opCheck:
 		c.ops = []Op{decodeOp(d)}

@@ -34,6 +34,7 @@ func sampleCommands() []*command {
 		{op: opCloseSession, time: 12, session: 43, expired: true},
 		{op: opReap, time: 13, path: "/c"},
 		{op: opRegister, time: 14, member: "2", instance: []byte("0123456789abcdef")},
+		{op: opEnsemble, time: 15, ensemble: []byte("fedcba9876543210")},
 		{op: opCheckpoint, time: 15},
 	}
 }

@@ -55,14 +55,18 @@ type Ensemble struct {
 	leaderID    raft.ServerID
 	leaderSince time.Time
 
-	closed    atomic.Bool
-	failed    atomic.Pointer[error] // set when the replica stopped serving for good (integrity.go)
-	instance  []byte                // this data dir's instance id; nil in memory (identity.go)
-	verifier  *verifier.LogStore    // checks raft.db online; nil in memory (integrity_verifier.go)
-	verified  atomic.Bool           // the ensemble's record of this replica names instance
-	stopped   chan struct{}         // closed then
-	closeOnce sync.Once
-	closeErr  error
+	closed   atomic.Bool
+	failed   atomic.Pointer[error] // set when the replica stopped serving for good (integrity.go)
+	instance []byte                // this data dir's instance id; nil in memory (identity.go)
+	verifier *verifier.LogStore    // checks raft.db online; nil in memory (integrity_verifier.go)
+	verified atomic.Bool           // the ensemble's record of this replica names instance
+	stable   raft.StableStore      // raft.db's stable store; nil in memory
+	// ensembleID is the ensemble's id as stored in stable, nil until known
+	// (identity_ensemble.go).
+	ensembleID atomic.Pointer[[]byte]
+	stopped    chan struct{} // closed then
+	closeOnce  sync.Once
+	closeErr   error
 }
 
 // Open starts a replica. With a fresh Dir it bootstraps the ensemble from
@@ -106,7 +110,11 @@ func (e *Ensemble) open() error {
 		e.fsm.onRestoreFailed = guard.restoreFailed
 	}
 	r, err := raft.NewRaft(rc, e.fsm, e.logs, stable, snaps, raftTrans)
-	if err := e.checkStart(guard, err); err != nil {
+	err = e.checkStart(guard, err)
+	if err == nil {
+		err = e.checkEnsembleOfState() // raft restored the newest snapshot
+	}
+	if err != nil {
 		if r != nil {
 			r.Shutdown().Error()
 		}
@@ -162,6 +170,14 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	if e.instance, err = claimDir(store, cfg.ID, cfg.Dir, existing); err != nil {
 		return nil, nil, err
 	}
+	id, err := loadEnsembleID(store)
+	if err != nil {
+		return nil, nil, fmt.Errorf("zoo: data dir %s: %w", cfg.Dir, err)
+	}
+	if id != nil {
+		e.ensembleID.Store(&id)
+	}
+	e.stable = store
 	return store, guard, nil
 }
 
@@ -277,6 +293,7 @@ func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.goRun(e.watchLeader)
 	e.goRun(e.leaveOnFailure)
 	e.goRun(e.registerLoop)
+	e.goRun(e.ensembleLoop)
 	e.goRun(e.checkpointLoop)
 }
 

@@ -18,10 +18,11 @@ import (
 // Apply is deterministic: it reads no clock, draws no random numbers and never
 // iterates a map where order could leak into the result.
 type fsm struct {
-	mu          sync.RWMutex // guards tree, sessions, members, applied, appliedTerm, appliedCh, broken
+	mu          sync.RWMutex // guards tree, sessions, members, ensemble, applied, appliedTerm, appliedCh, broken
 	tree        *tree
 	sessions    map[int64]*sessionEntry
 	members     map[string][]byte // replica id -> the instance id of the data dir it registered (identity.go)
+	ensemble    []byte            // the ensemble's id, nil until its first leader names it (identity_ensemble.go)
 	applied     uint64            // index of the last entry this FSM has seen (or restored)
 	appliedTerm uint64            // its term; 0 after a restore (unknown)
 	appliedCh   chan struct{}     // closed and replaced whenever applied advances
@@ -201,6 +202,9 @@ func (f *fsm) applyEntry(index uint64, c *command, ended *[]endedSession) *apply
 	case opRegister:
 		r.err = f.register(c.member, c.instance)
 		return r
+	case opEnsemble:
+		r.err = f.nameEnsemble(c.ensemble)
+		return r
 	case opCheckpoint:
 		return r // for the log verifier only
 	}
@@ -345,7 +349,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 		// after the corrupt one.
 		return nil, f.broken
 	}
-	s := &fsmSnapshot{nodes: f.tree.nodes.Clone(), applied: f.applied}
+	s := &fsmSnapshot{nodes: f.tree.nodes.Clone(), applied: f.applied, ensemble: f.ensemble}
 	for id, inst := range f.members {
 		s.members = append(s.members, memberRecord{id: id, instance: inst})
 	}
@@ -390,7 +394,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 			ended = append(ended, endedSession{id: id, expired: true})
 		}
 	}
-	f.tree, f.sessions, f.members, f.applied, f.appliedTerm = st.tree, st.sessions, st.members, st.applied, 0
+	f.tree, f.sessions, f.members, f.ensemble, f.applied, f.appliedTerm = st.tree, st.sessions, st.members, st.ensemble, st.applied, 0
 	f.digests.reset()
 	f.digests.record(f.applied, f.tree.digest)
 	f.lastDigest.Store(&digestMark{at: f.applied, digest: f.tree.digest})

@@ -63,12 +63,14 @@ func TestMemberRecords(t *testing.T) {
 	}
 }
 
-// Snapshots of the version before member records still restore.
-func TestSnapshotVersion1StillRestores(t *testing.T) {
+// Snapshots of the versions before ensemble ids (2) and before member
+// records (1) still restore.
+func TestSnapshotVersions1And2StillRestore(t *testing.T) {
 	h := newTestFSM(t)
 	h.mustCreate("/a", []byte("x"))
 	b := snapshotBytes(t, h.f)
-	// Version 2 with no records is version 1 plus a zero count: take it out.
+	// Version 3 with no records and no ensemble id is version 2 plus an
+	// empty id, and version 1 plus a zero count too: take them out.
 	d := &dec{b: b[len(snapshotMagic):]}
 	d.u32()
 	d.u64()
@@ -79,14 +81,23 @@ func TestSnapshotVersion1StillRestores(t *testing.T) {
 		d.bytes()
 	}
 	at := len(b) - len(d.b) // where the member count starts
-	v1 := append(append(bytes.Clone(b[:at]), b[at+4:len(b)-4]...), 0, 0, 0, 0)
-	v1[len(snapshotMagic)+3] = snapshotVersionNoID
-	binary.BigEndian.PutUint32(v1[len(v1)-4:], crc32.Checksum(v1[:len(v1)-4], castagnoli))
-	dst := newTestFSM(t)
-	if err := dst.f.Restore(readCloser(v1)); err != nil {
-		t.Fatalf("version 1 snapshot: %v", err)
+	if d.count(8) != 0 || d.bytes() != nil {
+		t.Fatal("the fixture has member records or an ensemble id")
 	}
-	if !dst.exists("/a") {
-		t.Fatal("version 1 snapshot restored without its nodes")
+	seal := func(v []byte, version byte) []byte {
+		v[len(snapshotMagic)+3] = version
+		binary.BigEndian.PutUint32(v[len(v)-4:], crc32.Checksum(v[:len(v)-4], castagnoli))
+		return v
+	}
+	v2 := seal(append(append(bytes.Clone(b[:at+4]), b[at+8:len(b)-4]...), 0, 0, 0, 0), snapshotVersionNoEnsemble)
+	v1 := seal(append(append(bytes.Clone(b[:at]), b[at+8:len(b)-4]...), 0, 0, 0, 0), snapshotVersionNoID)
+	for name, snap := range map[string][]byte{"version 2": v2, "version 1": v1} {
+		dst := newTestFSM(t)
+		if err := dst.f.Restore(readCloser(snap)); err != nil {
+			t.Fatalf("%s snapshot: %v", name, err)
+		}
+		if !dst.exists("/a") {
+			t.Fatalf("%s snapshot restored without its nodes", name)
+		}
 	}
 }

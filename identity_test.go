@@ -155,3 +155,29 @@ func TestDataDirOfANewerZooIsRefused(t *testing.T) {
 		t.Fatalf("Open: %v, want it to name the dir and say a newer zoo wrote it", err)
 	}
 }
+
+// Every member of an ensemble on disk stores the one id its first leader
+// named it with, and keeps it across a restart.
+func TestEveryMemberStoresTheEnsembleID(t *testing.T) {
+	c := newCluster(t, 3, zootest.Options{})
+	ids := func() []string {
+		var out []string
+		for i := range 3 {
+			st, err := c.Replica(i).Status()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, st.Ensemble)
+		}
+		return out
+	}
+	var named string
+	testkit.Eventually(t, 30*time.Second, "every member stores one ensemble id", func() bool {
+		got := ids()
+		named = got[0]
+		return len(named) == 32 && got[1] == named && got[2] == named
+	})
+	if st, err := c.Restart(1).Status(); err != nil || st.Ensemble != named {
+		t.Fatalf("after a restart: ensemble %q (%v), want %q", st.Ensemble, err, named)
+	}
+}

@@ -132,6 +132,7 @@ func (e *Ensemble) openTCPTransport(logger hclog.Logger) (*peer.Transport, error
 		Bind:      e.cfg.BindAddr,
 		Advertise: e.cfg.AdvertiseAddr,
 		Members:   e.memberAddrs,
+		Ensemble:  e.storedEnsemble,
 		Logger:    logger.Named("peer"),
 	}
 	if e.cfg.PeerTLS != nil {

@@ -410,7 +410,8 @@ func TestReplicaPortSurvivesMisbehavingClients(t *testing.T) {
 		hdr := make([]byte, 13)
 		binary.BigEndian.PutUint32(hdr, 60<<20)
 		hdr[12] = 1 // a forwarded write
-		if _, err := c.Write(append(append([]byte{peer.KindRPC}, hdr...), make([]byte, 64<<10)...)); err != nil {
+		hello := append([]byte{peer.KindRPC}, make([]byte, peer.EnsembleIDLen)...)
+		if _, err := c.Write(append(append(hello, hdr...), make([]byte, 64<<10)...)); err != nil {
 			t.Fatal(err)
 		}
 		liars = append(liars, c)

@@ -60,6 +60,10 @@ type Status struct {
 	LocalSessions int // sessions served by this replica
 	Nodes         int
 	Watches       int
+	// Ensemble is the ensemble's id (hex) as this replica stored it, empty
+	// until known or in memory; replicas of another ensemble are refused on
+	// every link (identity_ensemble.go).
+	Ensemble string
 }
 
 // Serving reports whether this replica is part of a working quorum (it knows a
@@ -85,7 +89,8 @@ func (e *Ensemble) Status() (Status, error) {
 		return Status{}, ErrClosed
 	}
 	addr, leader := e.raft.LeaderWithID()
-	st := Status{ID: e.cfg.ID, LeaderID: string(leader), LeaderAddr: string(addr), Serving: leader != ""}
+	st := Status{ID: e.cfg.ID, LeaderID: string(leader), LeaderAddr: string(addr), Serving: leader != "",
+		Ensemble: hex.EncodeToString(e.storedEnsemble())}
 	if f := e.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			m := Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter}

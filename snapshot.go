@@ -11,20 +11,23 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Snapshot format, version 2:
+// Snapshot format, version 3:
 //
 //	magic "ZOOSNAP\x00" | u32 version | u64 applied index
 //	u32 session count | sessions (i64 id, i32 timeout, bytes password), by id
 //	u32 member count  | member records (str replica id, bytes instance id), by id
+//	bytes ensemble id (empty until the first leader named the ensemble)
 //	u64 node count    | nodes in tree order (see writeNode)
 //	u32 CRC-32C of everything before it
 //
-// Version 1, written by earlier zoo, has no member records and is still read.
+// Versions 2 (no ensemble id) and 1 (no member records either), written by
+// earlier zoo, are still read.
 // The checksum is verified before any state is replaced.
 const (
-	snapshotMagic       = "ZOOSNAP\x00"
-	snapshotVersion     = 2
-	snapshotVersionNoID = 1
+	snapshotMagic             = "ZOOSNAP\x00"
+	snapshotVersion           = 3
+	snapshotVersionNoEnsemble = 2
+	snapshotVersionNoID       = 1
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -35,6 +38,7 @@ type fsmSnapshot struct {
 	nodes    *btree.BTreeG[*znode]
 	sessions []sessionEntry
 	members  []memberRecord // by id
+	ensemble []byte
 	applied  uint64
 }
 
@@ -72,6 +76,7 @@ func (s *fsmSnapshot) writeTo(w io.Writer) error {
 		e.str(m.id)
 		e.bytes(m.instance)
 	}
+	e.bytes(s.ensemble)
 	e.u64(uint64(s.nodes.Len()))
 	var err error
 	s.nodes.Ascend(func(n *znode) bool {
@@ -117,6 +122,7 @@ type restoredState struct {
 	tree     *tree
 	sessions map[int64]*sessionEntry
 	members  map[string][]byte
+	ensemble []byte
 	applied  uint64
 }
 
@@ -138,7 +144,7 @@ func decodeSnapshot(b []byte) (*restoredState, error) {
 	}
 	d := &dec{b: body[len(snapshotMagic):]}
 	v := d.u32()
-	if v != snapshotVersion && v != snapshotVersionNoID {
+	if v != snapshotVersion && v != snapshotVersionNoEnsemble && v != snapshotVersionNoID {
 		return nil, fmt.Errorf("%w: snapshot version %d", errCorrupt, v)
 	}
 	st := &restoredState{tree: &tree{nodes: btree.NewG(32, lessZnode)}, sessions: map[int64]*sessionEntry{},
@@ -149,10 +155,15 @@ func decodeSnapshot(b []byte) (*restoredState, error) {
 		e := &sessionEntry{id: d.i64(), timeout: d.i32(), password: d.bytes(), ephemerals: map[string]struct{}{}}
 		st.sessions[e.id] = e
 	}
-	if v == snapshotVersion {
+	if v >= snapshotVersionNoEnsemble {
 		nm := d.count(8)
 		for i := 0; i < nm && d.err == nil; i++ {
 			st.members[d.str()] = d.bytes()
+		}
+	}
+	if v >= snapshotVersion {
+		if id := d.bytes(); len(id) > 0 {
+			st.ensemble = id
 		}
 	}
 	nn := d.u64()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -11,6 +12,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/testkit"
@@ -125,4 +130,94 @@ func exitCode(err error) int {
 		return ee.ExitCode()
 	}
 	return -1
+}
+
+// belongs is the log line of a member that stored its ensemble's id.
+const belongs = "this replica belongs to ensemble"
+
+// An operator starts a member of ensemble A on the data dir of a member of
+// ensemble B (same myid, wrong dir). Its peers and it refuse each other's
+// links, naming the other ensemble: A keeps serving without it, and B's data
+// dir is not overwritten with A's log, as raft alone would do.
+func TestMemberOnAnotherEnsemblesDirIsRefused(t *testing.T) {
+	a, b := startEnsemble(t, 3), startEnsemble(t, 3)
+	for _, e := range []*ensemble{a, b} {
+		testkit.Eventually(t, 30*time.Second, "every member stored its ensemble's id", func() bool {
+			for _, m := range e.members {
+				if log, _ := os.ReadFile(m.log); !strings.Contains(string(log), belongs) {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for _, e := range b.members {
+		b.stop(e, syscall.SIGTERM)
+	}
+	imposter := a.members[2]
+	if imposter == a.leader() {
+		a.stop(imposter, syscall.SIGTERM) // a leader that is not member 3
+		imposter = a.members[1]
+		a.start(a.members[2])
+	}
+	a.stop(imposter, syscall.SIGTERM)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	write := func(path string) {
+		t.Helper()
+		var addrs []string
+		for _, m := range a.members {
+			if m != imposter {
+				addrs = append(addrs, m.clientAddr)
+			}
+		}
+		conn, err := zkclient.Connect(addrs, zkclient.Options{SessionTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Create(ctx, path, []byte("A's"), zoo.ModePersistent, zoo.OpenACL); err != nil {
+			t.Fatalf("A without the imposter: create %s: %v", path, err)
+		}
+	}
+	write("/written-by-a")
+
+	theirDir := filepath.Join(b.dir, strconv.Itoa(imposter.id))
+	cfg, err := os.ReadFile(imposter.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ourDir := filepath.Join(a.dir, strconv.Itoa(imposter.id))
+	imposter.cfg = filepath.Join(a.dir, "imposter.cfg")
+	imposter.log = filepath.Join(a.dir, "imposter.log")
+	if err := os.WriteFile(imposter.cfg, []byte(strings.ReplaceAll(string(cfg), "dataDir="+ourDir, "dataDir="+theirDir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.start(imposter)
+	testkit.Eventually(t, 30*time.Second, "the imposter says it met another ensemble", func() bool {
+		log, _ := os.ReadFile(imposter.log)
+		return strings.Contains(string(log), "another ensemble")
+	})
+	for range 5 { // A serves throughout, with its own two members
+		write("/written-by-a-" + strconv.FormatInt(time.Now().UnixNano(), 36))
+		time.Sleep(time.Second)
+	}
+	a.stop(imposter, syscall.SIGTERM)
+
+	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(theirDir, "raft.db"), BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	first, _ := store.FirstIndex()
+	last, _ := store.LastIndex()
+	for i := first; i <= last && i > 0; i++ {
+		var l raft.Log
+		if err := store.GetLog(i, &l); err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(l.Data, []byte("/written-by-a")) {
+			t.Fatalf("B's member's log holds A's entry %d: A's leader overwrote it", i)
+		}
+	}
 }

@@ -35,8 +35,9 @@ import (
 var ErrNotAdmitted = errors.New("zoo: connection not admitted")
 
 // admit runs the admission of a freshly accepted socket under the handshake
-// deadline and returns the connection to use (raw itself, or TLS over it),
-// its kind byte and, with TLS, the peer's certificates. On error the
+// deadline, up to the dialler's hello (hello.go), and returns the
+// connection to use (raw itself, or TLS over it), its kind byte and, with
+// TLS, the peer's certificates. On error the
 // returned conn, if not nil, is to be closed too.
 func (t *Transport) admit(raw net.Conn) (net.Conn, byte, []*x509.Certificate, error) {
 	deadline := time.Now().Add(t.opts.HandshakeTimeout)
@@ -63,6 +64,11 @@ func (t *Transport) admit(raw net.Conn) (net.Conn, byte, []*x509.Certificate, er
 	kind, err := readKind(c)
 	if err != nil {
 		return c, 0, nil, fmt.Errorf("%w: no kind byte: %w", ErrNotAdmitted, err)
+	}
+	if kind == KindRaft || kind == KindRPC {
+		if err := t.welcome(c, kind); err != nil {
+			return c, kind, nil, err
+		}
 	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return c, 0, nil, err

@@ -7,21 +7,22 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// rateLimitedLog warns at most once per interval per key (a remote
+// rateLimitedLog logs at most once per interval per key (a remote
 // address), so a stranger knocking on the port cannot flood the log.
 type rateLimitedLog struct {
 	logger   hclog.Logger
+	level    hclog.Level
 	interval time.Duration
 
 	mu   sync.Mutex // guards last
 	last map[string]time.Time
 }
 
-func newRateLimitedLog(l hclog.Logger, interval time.Duration) *rateLimitedLog {
-	return &rateLimitedLog{logger: l, interval: interval, last: map[string]time.Time{}}
+func newRateLimitedLog(l hclog.Logger, level hclog.Level, interval time.Duration) *rateLimitedLog {
+	return &rateLimitedLog{logger: l, level: level, interval: interval, last: map[string]time.Time{}}
 }
 
-func (r *rateLimitedLog) warn(key, msg string, args ...any) {
+func (r *rateLimitedLog) log(key, msg string, args ...any) {
 	now := time.Now()
 	r.mu.Lock()
 	if now.Sub(r.last[key]) < r.interval {
@@ -40,5 +41,5 @@ func (r *rateLimitedLog) warn(key, msg string, args ...any) {
 	}
 	r.last[key] = now
 	r.mu.Unlock()
-	r.logger.Warn(msg, args...)
+	r.logger.Log(r.level, msg, args...)
 }

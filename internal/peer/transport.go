@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -17,24 +16,6 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/zooraft/zoo/internal/accept"
 )
-
-// The first byte of every connection on the port (inside TLS, when on) names
-// what it carries, so one address per replica serves both raft and RPC. The
-// acceptor echoes it once the link is admitted, and the dialler waits for
-// that echo: a refused link fails while dialling, before a request is
-// written, so its caller knows the peer ran nothing.
-//
-// The kinds carry the link protocol's version. 'R' (raft) with 'Z' and then
-// '2' (RPC) were links without the echo; a replica sending them is refused
-// with a log line, so replicas of different versions fail loudly instead of
-// misreading each other (upgrade all replicas together).
-const (
-	KindRaft byte = 'r'
-	KindRPC  byte = '3'
-)
-
-// olderKinds are the kind bytes of earlier zoo versions.
-var olderKinds = map[byte]bool{'R': true, 'Z': true, '2': true}
 
 // Defaults of Options.
 const (
@@ -92,6 +73,10 @@ type Options struct {
 	// RecheckInterval is how often links are checked again. 0 means
 	// DefaultRecheckInterval.
 	RecheckInterval time.Duration
+	// Ensemble returns this replica's ensemble id (EnsembleIDLen bytes), nil
+	// while unknown; a peer whose hello names another is refused, both ways
+	// (hello.go). Nil: always unknown.
+	Ensemble func() []byte
 	// Logger receives the transport's logs; nil discards them.
 	Logger hclog.Logger
 }
@@ -107,7 +92,10 @@ type Transport struct {
 	raft      *raft.NetworkTransport
 	members   *memberAddrs
 	warnings  *rateLimitedLog
-	dialer    net.Dialer // from the bound IP, when there is one
+	// otherEnsembles reports replicas of another ensemble: an operator's
+	// mistake, so at error level.
+	otherEnsembles *rateLimitedLog
+	dialer         net.Dialer // from the bound IP, when there is one
 
 	table *conns
 
@@ -159,17 +147,18 @@ func NewTCP(opts Options) (*Transport, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &Transport{
-		opts:      opts,
-		ln:        ln,
-		advertise: adv,
-		logger:    opts.Logger,
-		raftLn:    newMuxListener(adv),
-		rpcLn:     newMuxListener(adv),
-		members:   newMemberAddrs(opts.Members),
-		warnings:  newRateLimitedLog(opts.Logger, time.Minute),
-		table:     newConns(limits{perIP: opts.MaxConnsPerIP, pendingPerIP: opts.MaxPendingPerIP, pending: maxPending}),
-		ctx:       ctx,
-		cancel:    cancel,
+		opts:           opts,
+		ln:             ln,
+		advertise:      adv,
+		logger:         opts.Logger,
+		raftLn:         newMuxListener(adv),
+		rpcLn:          newMuxListener(adv),
+		members:        newMemberAddrs(opts.Members),
+		warnings:       newRateLimitedLog(opts.Logger, hclog.Warn, time.Minute),
+		otherEnsembles: newRateLimitedLog(opts.Logger, hclog.Error, time.Minute),
+		table:          newConns(limits{perIP: opts.MaxConnsPerIP, pendingPerIP: opts.MaxPendingPerIP, pending: maxPending}),
+		ctx:            ctx,
+		cancel:         cancel,
 	}
 	// Dial from the IP we listen on: a peer that admits members by address
 	// must see us come from the address it knows, also on a host with
@@ -259,7 +248,7 @@ func (t *Transport) acceptLoop() {
 		if !ok {
 			c.Close()
 			if why != "" {
-				t.warnings.warn(remoteIP(c).String(), "refusing a connection: "+string(why),
+				t.warnings.log(remoteIP(c).String(), "refusing a connection: "+string(why),
 					"remote-address", c.RemoteAddr().String())
 				continue
 			}
@@ -285,9 +274,17 @@ func remoteIP(c net.Conn) netip.Addr {
 func (t *Transport) handshake(raw net.Conn) {
 	defer t.wg.Done()
 	c, kind, chain, err := t.admit(raw)
+	if err != nil && isOtherEnsemble(err) {
+		// Our hello tells the dialler why, before the link closes.
+		t.answer(c, kind)
+		t.otherEnsembles.log(remoteIP(raw).String(), "refusing a replica of another ensemble",
+			"remote-address", raw.RemoteAddr().String(), "error", err)
+		t.closeRaw(raw, c)
+		return
+	}
 	if err != nil {
 		if t.ctx.Err() == nil {
-			t.warnings.warn(remoteIP(raw).String(), "refusing a connection on the replica port",
+			t.warnings.log(remoteIP(raw).String(), "refusing a connection on the replica port",
 				"remote-address", raw.RemoteAddr().String(), "error", err)
 		}
 		t.closeRaw(raw, c)
@@ -305,7 +302,7 @@ func (t *Transport) handshake(raw net.Conn) {
 		t.closeRaw(raw, c)
 		return
 	default:
-		t.warnings.warn(remoteIP(raw).String(), "dropping connection with unknown kind",
+		t.warnings.log(remoteIP(raw).String(), "dropping connection with unknown kind",
 			"remote-address", raw.RemoteAddr().String(), "kind", kind)
 		t.closeRaw(raw, c)
 		return
@@ -317,7 +314,7 @@ func (t *Transport) handshake(raw net.Conn) {
 		tc.Close()
 		return
 	}
-	if err := echoKind(tc, kind, t.opts.HandshakeTimeout); err != nil {
+	if err := t.answer(tc, kind); err != nil {
 		tc.Close()
 		return
 	}
@@ -390,38 +387,19 @@ func (t *Transport) dial(ctx context.Context, addr string, kind byte) (net.Conn,
 	}
 	// Unblock the exchange if ctx ends first; stop() tells us whether it did.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
-	echo, err := announceKind(c, kind)
+	err = t.greet(c, kind)
 	if !stop() {
 		c.Close()
 		return nil, ctx.Err()
 	}
-	if err == nil && echo != kind {
-		err = fmt.Errorf("peer answered kind %q to %q (a different zoo version?)", echo, kind)
+	if isOtherEnsemble(err) {
+		t.otherEnsembles.log(addr, "not linking to a replica of another ensemble", "address", addr, "error", err)
 	}
 	if err != nil {
 		c.Close()
 		return nil, fmt.Errorf("%w: %s refused the link: %w", ErrNotAdmitted, addr, err)
 	}
 	return c, nil
-}
-
-// announceKind sends kind and reads the acceptor's echo of it.
-func announceKind(c net.Conn, kind byte) (byte, error) {
-	if _, err := c.Write([]byte{kind}); err != nil {
-		return 0, err
-	}
-	return readKind(c)
-}
-
-// echoKind tells the dialler its link was admitted.
-func echoKind(c net.Conn, kind byte, timeout time.Duration) error {
-	if err := c.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-		return err
-	}
-	if _, err := c.Write([]byte{kind}); err != nil {
-		return err
-	}
-	return c.SetWriteDeadline(time.Time{})
 }
 
 // dialTLS secures a dialled socket: the peer must present a replica
@@ -511,10 +489,3 @@ func (l *muxListener) Close() error {
 }
 
 func (l *muxListener) Addr() net.Addr { return l.addr }
-
-// readKind reads the kind byte.
-func readKind(c net.Conn) (byte, error) {
-	var kind [1]byte
-	_, err := io.ReadFull(c, kind[:])
-	return kind[0], err
-}

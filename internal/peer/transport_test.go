@@ -120,11 +120,14 @@ func TestTransportRaftDialAnnouncesKind(t *testing.T) {
 		defer c.Close()
 		c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		kind, err := readKind(c)
+		if err == nil {
+			_, err = readEnsemble(c, kind)
+		}
 		if err != nil {
 			accepted <- nil
 			return
 		}
-		c.Write([]byte{kind})
+		writeHello(c, hello{kind: kind})
 		b := make([]byte, 3)
 		n, _ := io.ReadFull(c, b)
 		accepted <- append([]byte{kind}, b[:n]...)
@@ -203,7 +206,7 @@ func TestTransportSlowHandshakeDoesNotBlockAccept(t *testing.T) {
 }
 
 // Unknown kinds, and the links of older zoos (raft 'R', RPC 'Z' and '2',
-// which had no echo), are dropped: replicas of different versions must not
+// which had no echo; 'r' and '3', which had no ensemble id), are dropped: replicas of different versions must not
 // misread each other. The current kinds are echoed.
 func TestTransportDropsUnknownKind(t *testing.T) {
 	tr := testTransport(t)
@@ -213,12 +216,15 @@ func TestTransportDropsUnknownKind(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		echo, err := announceKind(c, kind)
+		if err := writeHello(c, hello{kind: kind}); err != nil {
+			t.Fatal(err)
+		}
+		echo, err := readKind(c)
 		if err != nil || echo != kind {
 			t.Fatalf("kind %q answered %q, %v; want its echo", kind, echo, err)
 		}
 	}
-	for _, kind := range []byte{'X', 'R', 'Z', '2'} {
+	for _, kind := range []byte{'X', 'R', 'Z', '2', 'r', '3'} {
 		c, err := net.Dial("tcp", tr.Addr().String())
 		if err != nil {
 			t.Fatal(err)
@@ -343,4 +349,60 @@ func TestTransportAddresses(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Replicas of two ensembles never link, whichever side dials; a replica
+// that does not know its ensemble yet links with either. The refusal fails
+// the dial, so the caller knows nothing was sent.
+func TestTransportRefusesAnotherEnsemble(t *testing.T) {
+	idA, idB := bytes.Repeat([]byte{0xa}, EnsembleIDLen), bytes.Repeat([]byte{0xb}, EnsembleIDLen)
+	open := func(id []byte) *Transport {
+		t.Helper()
+		tr, err := NewTCP(Options{Bind: "127.0.0.1:0", Ensemble: func() []byte { return id }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		serveEcho(t, tr.Listener())
+		answerAppendEntries(t, tr.Raft())
+		return tr
+	}
+	a, a2, b, unknown := open(idA), open(idA), open(idB), open(nil)
+	call := func(from, to *Transport) error {
+		c := NewClient(func(ctx context.Context) (net.Conn, error) {
+			return from.Dial(ctx, to.Raft().LocalAddr())
+		}, nil)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := c.Call(ctx, 3, []byte("hi"))
+		return err
+	}
+	appendEntries := func(from, to *Transport) error {
+		var resp raft.AppendEntriesResponse
+		return from.Raft().AppendEntries("x", to.Raft().LocalAddr(), &raft.AppendEntriesRequest{Term: 1}, &resp)
+	}
+	for _, pair := range []struct {
+		name     string
+		from, to *Transport
+		ok       bool
+	}{
+		{"same ensemble", a, a2, true},
+		{"A dials B", a, b, false},
+		{"B dials A", b, a, false},
+		{"unknown dials A", unknown, a, true},
+		{"A dials unknown", a, unknown, true},
+	} {
+		for what, send := range map[string]func(from, to *Transport) error{"RPC": call, "raft": appendEntries} {
+			err := send(pair.from, pair.to)
+			switch {
+			case pair.ok && err != nil:
+				t.Errorf("%s, %s: %v", pair.name, what, err)
+			case !pair.ok && (err == nil || !strings.Contains(err.Error(), "another ensemble")):
+				t.Errorf("%s, %s: %v, want a refusal naming another ensemble", pair.name, what, err)
+			case !pair.ok && what == "RPC" && !errors.Is(err, ErrNotAdmitted):
+				t.Errorf("%s, %s: %v, want ErrNotAdmitted (nothing sent)", pair.name, what, err)
+			}
+		}
+	}
 }
