@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -17,10 +18,13 @@ import (
 // restore.
 
 // openBoltStore opens raft.db and reads its last entry back. bbolt panics on
-// some damaged files (a truncated one: "invalid freelist page") rather than
-// return an error; here that is an error naming the file, and the replica
-// does not start.
+// some damaged files (a truncated one: "invalid freelist page"), or reads a
+// page its memory map places past the end of a truncated file, which faults;
+// here both are an error naming the file, and the replica does not start.
 func openBoltStore(path string) (store *raftboltdb.BoltStore, err error) {
+	// A fault in the memory-mapped file panics this goroutine instead of
+	// killing the process, so the recover below sees it.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
 			if store != nil {

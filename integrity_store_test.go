@@ -3,6 +3,7 @@ package zoo
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -164,6 +165,22 @@ func (b *syncBuffer) String() string {
 
 // A raft.db that is garbage, or cut short, is an error from Open naming the
 // file, never a panic.
+// truncateTo cuts a file to the size that cut returns for its current size.
+func truncateTo(cut func(size int64) int64) func(t *testing.T, path string) {
+	return func(t *testing.T, path string) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(path, cut(fi.Size())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A raft.db that is garbage or truncated anywhere is refused with an error
+// naming it: never a panic, and never a fault in its memory map that kills
+// the process.
 func TestDamagedRaftDBRefusesToOpen(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -174,12 +191,31 @@ func TestDamagedRaftDBRefusesToOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{"truncated", func(t *testing.T, path string) {
-			fi, err := os.Stat(path)
+		{"truncated to a third", truncateTo(func(size int64) int64 { return size / 3 })},
+		{"truncated to half", truncateTo(func(size int64) int64 { return size / 2 })},
+		{"truncated after its meta pages", truncateTo(func(int64) int64 { return 3 * 4096 })},
+		{"truncated before its freelist page", func(t *testing.T, path string) {
+			// The newer of the two meta pages names the freelist page: a file
+			// that ends before it has bbolt read past the end of its map.
+			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Truncate(path, fi.Size()/3); err != nil {
+			pageSize := int64(binary.LittleEndian.Uint32(b[16+8:]))
+			meta := func(i int64) (txid, freelist uint64) {
+				m := b[i*pageSize+16:]
+				return binary.LittleEndian.Uint64(m[48:]), binary.LittleEndian.Uint64(m[32:])
+			}
+			tx0, fl0 := meta(0)
+			tx1, fl1 := meta(1)
+			freelist := fl0
+			if tx1 > tx0 {
+				freelist = fl1
+			}
+			if freelist < 2 || int64(freelist)*pageSize >= int64(len(b)) {
+				t.Fatalf("freelist page %d in a file of %d pages", freelist, int64(len(b))/pageSize)
+			}
+			if err := os.Truncate(path, int64(freelist)*pageSize); err != nil {
 				t.Fatal(err)
 			}
 		}},
