@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,15 +19,66 @@ import (
 // Linearizable registers through three replica processes over real TCP and
 // bbolt while a nemesis pauses (SIGSTOP/SIGCONT) and kills (SIGKILL, then a
 // restart) one replica at a time, leader or follower, or transfers
-// leadership: every read (after a
-// sync) and every write (plain or compare-and-set) through any replica is
-// checked with porcupine. The seed is printed; ZOO_NEMESIS_SEED replays one.
+// leadership: every read (after a sync) and every write (plain or
+// compare-and-set) through any replica is checked with porcupine. The seed
+// is printed; ZOO_NEMESIS_SEED replays one.
 func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns replica processes; skipped with -short")
 	}
+	pc := newProcessCluster(t, 3, 300*time.Millisecond)
+	n := &nemesis{t: t, pc: pc}
+	runLinearizable(t, pc, func(rng *rand.Rand) string {
+		switch rng.IntN(3) {
+		case 0:
+			return n.pause(rng, n.anyProc(rng), 500*time.Millisecond, 3*time.Second)
+		case 1:
+			return n.killRestart(rng, n.anyProc(rng))
+		}
+		return n.transfer()
+	})
+}
+
+// The same registers through five replica processes, each in a network
+// namespace of its own (internal/netns), under a nemesis that also cuts the
+// network at the IP level (the leader isolated, one direction between two
+// replicas, a minority split off), changes the membership (a replica
+// removed, then added back), and pauses a replica for longer than its
+// sessions' timeout.
+func TestProcessesLinearizableUnderPartitionsAndMembershipChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns replica processes; skipped with -short")
+	}
+	pc := newNetnsProcessCluster(t, 5, 300*time.Millisecond)
+	n := &nemesis{t: t, pc: pc}
+	runLinearizable(t, pc, func(rng *rand.Rand) string {
+		switch rng.IntN(9) {
+		case 0:
+			return n.pause(rng, n.anyProc(rng), 500*time.Millisecond, 3*time.Second)
+		case 1:
+			// Longer than the sessions' timeout (20 ticks): the replica's
+			// sessions expire while it cannot tell.
+			return n.pause(rng, n.anyProc(rng), 7*time.Second, 8*time.Second)
+		case 2:
+			return n.killRestart(rng, n.anyProc(rng))
+		case 3:
+			return n.transfer()
+		case 4, 5:
+			return n.isolateLeader(rng)
+		case 6:
+			return n.cutOneWay(rng)
+		case 7:
+			return n.splitMinority(rng)
+		}
+		return n.removeAndAddBack(rng)
+	})
+}
+
+// runLinearizable runs the register load on every replica of pc while fault
+// (one fault at a time, returning what it did) runs for 20 s, or
+// ZOO_NEMESIS_DURATION; heals, waits for a leader, and checks the history.
+func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) string) {
 	const (
-		tick      = 300 * time.Millisecond
 		keys      = 10 // registers: porcupine checks each apart
 		perProc   = 2
 		opTimeout = 3 * time.Second
@@ -44,7 +94,6 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	t.Logf("nemesis seed %d (ZOO_NEMESIS_SEED=%d replays it)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 
-	pc := newProcessCluster(t, 3, tick)
 	for _, p := range pc.procs {
 		pc.start(p)
 	}
@@ -76,34 +125,16 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 		}
 	}
 
-	// The nemesis: one replica at a time is paused or killed, then brought back.
-	faults := 0
-	end := time.Now().Add(faultFor)
-	for ; time.Now().Before(end); faults++ {
-		victim := pc.procs[rng.IntN(len(pc.procs))]
-		down := time.Duration(500+rng.IntN(2500)) * time.Millisecond
-		switch rng.IntN(3) {
-		case 0:
-			t.Logf("SIGSTOP replica %s for %v", victim.spec.ID, down)
-			victim.cmd.Process.Signal(syscall.SIGSTOP)
-			time.Sleep(down) // the fault's length is the point
-			victim.cmd.Process.Signal(syscall.SIGCONT)
-		case 1:
-			t.Logf("SIGKILL replica %s, restart after %v", victim.spec.ID, down)
-			pc.kill(victim)
-			time.Sleep(down)
-			pc.start(victim)
-		default:
-			// Asked of whichever replica leads now; refused (no leader,
-			// or none up to date) is fine: it is a fault, not a check.
-			if leader := pc.leaderNow(); leader != nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				code, _, err := pc.do(ctx, http.MethodPost, leader, "transfer", nil, "")
-				cancel()
-				t.Logf("leadership transfer from replica %s: %d %v", leader.spec.ID, code, err)
-			}
-		}
+	faults := map[string]int{}
+	total := 0
+	for end := time.Now().Add(faultFor); time.Now().Before(end); total++ {
+		faults[fault(rng)]++
 		time.Sleep(time.Duration(200+rng.IntN(800)) * time.Millisecond) // a healthy stretch between faults
+	}
+	if pc.net != nil {
+		if err := pc.net.Heal(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pc.waitLeader(pc.procs, 60*time.Second)
 	time.Sleep(time.Second) // load on a healed ensemble
@@ -111,7 +142,8 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	clients.Wait()
 
 	reads, writes, unknown := h.Counts()
-	t.Logf("history: %d synced reads, %d writes with a known outcome, %d unknown, under %d faults", reads, writes, unknown, faults)
+	t.Logf("history: %d synced reads, %d writes with a known outcome, %d unknown, under %d faults %v",
+		reads, writes, unknown, total, faults)
 	if reads < 50 || writes < 50 {
 		t.Fatalf("too little load to check: %d reads, %d writes", reads, writes)
 	}

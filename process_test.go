@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/zooraft/zoo"
+	"github.com/zooraft/zoo/internal/netns"
 )
 
 // The crash test runs each replica as a separate OS process: the test binary
@@ -46,6 +47,9 @@ type replicaSpec struct {
 	Bind     string
 	Peers    []zoo.Peer
 	TickTime time.Duration
+	// CtlHost is the address the control server listens on (127.0.0.1
+	// unless the replica runs in a host of its own, internal/netns).
+	CtlHost string
 	// CtlFile receives the control server's host:port once it listens
 	// (written to a temporary name, then renamed, so it is never seen half written).
 	CtlFile string
@@ -72,7 +76,11 @@ func replicaMain(raw string) int {
 		fmt.Fprintln(os.Stderr, "replica: open:", err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ctlHost := spec.CtlHost
+	if ctlHost == "" {
+		ctlHost = "127.0.0.1"
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ctlHost, "0"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "replica: control listen:", err)
 		return 1
@@ -285,6 +293,22 @@ func (c *controlServer) handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	})
+	// POST /remove?id=N: take replica N out of the configuration.
+	mux.HandleFunc("POST /remove", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := c.e.RemoveMember(ctx, r.URL.Query().Get("id")); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	// POST /add?id=N&addr=A: add replica N, at A, as a voter.
+	mux.HandleFunc("POST /add", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		if err := c.e.AddVoter(ctx, r.URL.Query().Get("id"), r.URL.Query().Get("addr")); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
 	// GET /status: this replica's role and view of the leader.
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		st, err := c.e.Status()
@@ -366,6 +390,7 @@ func freeLoopbackAddrs(tb testing.TB, n int) []string {
 type replicaProc struct {
 	spec    replicaSpec
 	logPath string
+	host    int // its host in the cluster's netns.Net, if it has one
 
 	alive atomic.Bool // false from just before it is killed
 	cmd   *exec.Cmd
@@ -380,30 +405,64 @@ type processCluster struct {
 	exe    string
 	procs  []*replicaProc
 	client *http.Client
+	net    *netns.Net // each replica in a host of its own; nil: all on loopback
 }
 
+// newProcessCluster plans n replicas on loopback addresses.
 func newProcessCluster(t *testing.T, n int, tick time.Duration) *processCluster {
+	return newProcessClusterOn(t, nil, n, tick)
+}
+
+// newNetnsProcessCluster plans n replicas, each in a host of its own private
+// network, where the test can cut links between them (internal/netns).
+func newNetnsProcessCluster(t *testing.T, n int, tick time.Duration) *processCluster {
+	if err := netns.Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI runs as root with iproute2: %v", err)
+		}
+		t.Skip(err)
+	}
+	nt, err := netns.New(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newProcessClusterOn(t, nt, n, tick)
+}
+
+func newProcessClusterOn(t *testing.T, nt *netns.Net, n int, tick time.Duration) *processCluster {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc := &processCluster{t: t, exe: exe, client: &http.Client{
+	pc := &processCluster{t: t, exe: exe, net: nt, client: &http.Client{
 		Timeout:   20 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true},
 	}}
 	base := t.TempDir()
-	addrs := freeLoopbackAddrs(t, n)
+	var addrs []string
+	if nt == nil {
+		addrs = freeLoopbackAddrs(t, n)
+	} else {
+		for i := range n {
+			addrs = append(addrs, net.JoinHostPort(nt.Addr(i), "7000")) // a port space per host
+		}
+	}
 	var peers []zoo.Peer
 	for i := range n {
 		peers = append(peers, zoo.Peer{ID: fmt.Sprint(i + 1), Addr: addrs[i]})
 	}
 	for i := range n {
 		dir := filepath.Join(base, "replica-"+peers[i].ID)
-		pc.procs = append(pc.procs, &replicaProc{
+		p := &replicaProc{
 			spec: replicaSpec{ID: peers[i].ID, Dir: filepath.Join(dir, "data"), Bind: addrs[i], Peers: peers,
 				TickTime: tick, CtlFile: filepath.Join(dir, "ctl-addr")},
 			logPath: filepath.Join(dir, "replica.log"),
-		})
+			host:    i,
+		}
+		if nt != nil {
+			p.spec.CtlHost = nt.Addr(i)
+		}
+		pc.procs = append(pc.procs, p)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -414,6 +473,11 @@ func newProcessCluster(t *testing.T, n int, tick time.Duration) *processCluster 
 		}
 		pc.client.CloseIdleConnections()
 		pc.checkLogs()
+		if nt != nil {
+			if err := nt.Close(); err != nil {
+				t.Error(err)
+			}
+		}
 	})
 	return pc
 }
@@ -434,6 +498,9 @@ func (pc *processCluster) start(p *replicaProc) {
 	defer logf.Close() // the child has its own copy
 	fmt.Fprintf(logf, "=== test: starting replica %s\n", p.spec.ID)
 	cmd := exec.Command(pc.exe)
+	if pc.net != nil {
+		cmd = pc.net.Command(p.host, pc.exe)
+	}
 	cmd.Env = append(os.Environ(), replicaEnv+"="+string(spec))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	stdin, err := cmd.StdinPipe()
