@@ -74,9 +74,11 @@ func TestProcessesLinearizableUnderPartitionsAndMembershipChanges(t *testing.T) 
 	})
 }
 
-// runLinearizable runs the register load on every replica of pc while fault
+// runLinearizable runs the register load, and the recipe load of
+// process_recipes_test.go, on every replica of pc while fault
 // (one fault at a time, returning what it did) runs for 20 s, or
-// ZOO_NEMESIS_DURATION; heals, waits for a leader, and checks the history.
+// ZOO_NEMESIS_DURATION; heals, waits for a leader, and checks the register
+// history and the recipes' guarded writes.
 func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) string) {
 	const (
 		keys      = 10 // registers: porcupine checks each apart
@@ -98,6 +100,7 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 		pc.start(p)
 	}
 	pc.waitLeader(pc.procs, 60*time.Second)
+	createHoldDirs(pc)
 	for _, path := range append([]string{"/lin"}, regPaths(keys)...) {
 		pc.poll(60*time.Second, path+" created", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -125,6 +128,10 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 		}
 	}
 
+	holds := map[string]int{}
+	var holdsMu sync.Mutex
+	runHolders(loadCtx, pc, seed, &clients, holds, &holdsMu)
+
 	faults := map[string]int{}
 	total := 0
 	for end := time.Now().Add(faultFor); time.Now().Before(end); total++ {
@@ -149,6 +156,10 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 	}
 	if err := h.Check(2 * time.Minute); err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
+	}
+	checkHoldLogs(t, pc, holds)
+	if t.Failed() {
+		t.Logf("seed %d", seed)
 	}
 }
 

@@ -94,7 +94,7 @@ func replicaMain(raw string) int {
 		fmt.Fprintln(os.Stderr, "replica:", err)
 		return 1
 	}
-	r := &controlServer{e: e}
+	r := &controlServer{e: e, holds: &holdClients{e: e}}
 	fmt.Fprintln(os.Stderr, "replica: control server on", ln.Addr())
 	err = http.Serve(ln, r.handler())
 	fmt.Fprintln(os.Stderr, "replica: control server:", err)
@@ -105,7 +105,8 @@ func replicaMain(raw string) int {
 // operation goes through one zoo Session on this replica, created on first use
 // and again if it ended.
 type controlServer struct {
-	e *zoo.Ensemble
+	e     *zoo.Ensemble
+	holds *holdClients // the recipe load's sessions (process_recipes_test.go)
 
 	mu   sync.Mutex // guards sess; held while a session is being created
 	sess *zoo.Session
@@ -293,6 +294,8 @@ func (c *controlServer) handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	})
+	// POST /hold?kind=K&client=C: one hold of a recipe, with guarded writes.
+	mux.HandleFunc("POST /hold", c.holds.holdOnce)
 	// POST /remove?id=N: take replica N out of the configuration.
 	mux.HandleFunc("POST /remove", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
