@@ -101,7 +101,7 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 	}
 	pc.waitLeader(pc.procs, 60*time.Second)
 	createHoldDirs(pc)
-	for _, path := range append([]string{"/lin"}, regPaths(keys)...) {
+	for _, path := range append([]string{"/lin", "/zn"}, regPaths(keys)...) {
 		pc.poll(60*time.Second, path+" created", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -121,7 +121,12 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 			go func() {
 				defer clients.Done()
 				for n := 0; loadCtx.Err() == nil; n++ {
-					regOp(pc, p, h, id, crng, fmt.Sprintf("c%d-%d", id, n), keys, opTimeout)
+					value := fmt.Sprintf("c%d-%d", id, n)
+					if crng.IntN(2) == 0 {
+						regOp(pc, p, h, id, crng, value, keys, opTimeout)
+					} else {
+						znodeOp(pc, p, h, id, crng, value, keys, opTimeout)
+					}
 					time.Sleep(5 * time.Millisecond) // a history porcupine can check in time
 				}
 			}()
@@ -210,6 +215,62 @@ func regOp(pc *processCluster, p *replicaProc, h *lincheck.History, client int, 
 			h.Add(client, in, call, lincheck.Output{Unknown: true})
 		}
 	}
+}
+
+// znodeOp runs one random operation on a znode that starts absent (created,
+// set, compare-and-set, deleted, read after a sync) through replica p and
+// records it.
+func znodeOp(pc *processCluster, p *replicaProc, h *lincheck.History, client int, rng *rand.Rand, value string, keys int, timeout time.Duration) {
+	key := rng.IntN(keys)
+	path := fmt.Sprintf("/zn/k%d", key)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if !p.alive.Load() {
+		time.Sleep(50 * time.Millisecond)
+		return
+	}
+	in := lincheck.Input{Key: 1000 + key, Fresh: true, Value: value, Version: -1}
+	var op string
+	switch r := rng.IntN(10); {
+	case r < 3:
+		call := h.Now()
+		code, body, err := pc.do(ctx, http.MethodGet, p, "znode", url.Values{"path": {path}}, "")
+		var st regState
+		switch {
+		case err == nil && code == http.StatusNotFound:
+			h.Add(client, lincheck.Input{Key: in.Key, Fresh: true, Op: lincheck.Read}, call, lincheck.Output{Absent: true})
+		case err == nil && code == http.StatusOK && json.Unmarshal([]byte(body), &st) == nil:
+			h.Add(client, lincheck.Input{Key: in.Key, Fresh: true, Op: lincheck.Read}, call, lincheck.Output{Value: st.Data, Version: st.Version})
+		}
+		return
+	case r < 5:
+		in.Op, op = lincheck.Create, "create"
+	case r < 6:
+		in.Op, op = lincheck.Write, "set"
+	case r < 8:
+		in.Op, op, in.Version = lincheck.CAS, "set", int32(rng.IntN(3))
+	case r < 9:
+		in.Op, op, in.Value = lincheck.Delete, "delete", ""
+	default:
+		in.Op, op, in.Value, in.Version = lincheck.Delete, "delete", "", int32(rng.IntN(3))
+	}
+	call := h.Now()
+	code, body, err := pc.do(ctx, http.MethodPost, p, "znode",
+		url.Values{"op": {op}, "path": {path}, "version": {strconv.Itoa(int(in.Version))}}, in.Value)
+	var st regState
+	out := lincheck.Output{Unknown: true}
+	switch {
+	case err != nil:
+	case code == http.StatusOK && json.Unmarshal([]byte(body), &st) == nil:
+		out = lincheck.Output{OK: true, Version: st.Version}
+	case code == http.StatusNotFound:
+		out = lincheck.Output{Err: lincheck.ErrNoNode}
+	case code == http.StatusConflict:
+		out = lincheck.Output{Err: lincheck.ErrNodeExists}
+	case code == http.StatusPreconditionFailed:
+		out = lincheck.Output{Err: lincheck.ErrBadVersion}
+	}
+	h.Add(client, in, call, out)
 }
 
 // leaderNow is the replica that says it leads, or nil.

@@ -286,6 +286,70 @@ func (c *controlServer) handler() http.Handler {
 		}
 		json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
 	})
+	// POST /znode?op=create|set|delete&path=P&version=V, body = data: one
+	// write for the znode model; 200 with the version made, 404 no node,
+	// 409 node exists, 412 bad version, 503 anything else (unknown).
+	mux.HandleFunc("POST /znode", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		data, _ := io.ReadAll(r.Body)
+		q := r.URL.Query()
+		version, err := strconv.Atoi(q.Get("version"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		s, err := c.session(ctx)
+		var st zoo.Stat
+		if err == nil {
+			switch q.Get("op") {
+			case "create":
+				_, err = s.Create(ctx, q.Get("path"), data, zoo.ModePersistent, nil)
+			case "set":
+				st, err = s.Set(ctx, q.Get("path"), data, int32(version))
+			case "delete":
+				err = s.Delete(ctx, q.Get("path"), int32(version))
+			default:
+				http.Error(w, "op: create, set or delete", http.StatusBadRequest)
+				return
+			}
+		}
+		switch {
+		case err == nil:
+			json.NewEncoder(w).Encode(regState{Version: st.Version})
+		case errors.Is(err, zoo.ErrNoNode):
+			http.Error(w, err.Error(), http.StatusNotFound)
+		case errors.Is(err, zoo.ErrNodeExists):
+			http.Error(w, err.Error(), http.StatusConflict)
+		case errors.Is(err, zoo.ErrBadVersion):
+			http.Error(w, err.Error(), http.StatusPreconditionFailed)
+		default:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
+	// GET /znode?path=P: sync, then the node's data and version; 404 if
+	// absent.
+	mux.HandleFunc("GET /znode", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		s, err := c.session(ctx)
+		if err == nil {
+			err = s.Sync(ctx, "/")
+		}
+		var data []byte
+		var st zoo.Stat
+		if err == nil {
+			data, st, err = s.Get(ctx, r.URL.Query().Get("path"))
+		}
+		switch {
+		case err == nil:
+			json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
+		case errors.Is(err, zoo.ErrNoNode):
+			http.Error(w, err.Error(), http.StatusNotFound)
+		default:
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		}
+	})
 	// POST /transfer: hand leadership to another up-to-date voter.
 	mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)

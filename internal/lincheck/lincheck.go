@@ -7,6 +7,11 @@
 // read made after a sync must see the latest write. A write whose outcome is
 // unknown (connection lost, timeout) may or may not have happened, at any
 // time after it was called.
+//
+// A fresh key (Input.Fresh) is a znode that starts absent: it is also
+// created (version 0; NodeExists if present) and deleted (any version or
+// an expected one), writes to it fail with NoNode while it is absent, and a
+// read may find it absent.
 package lincheck
 
 import (
@@ -22,30 +27,110 @@ import (
 type Op int
 
 const (
-	Read  Op = iota // sync, then read
-	Write           // set with version -1
-	CAS             // set with an expected version
+	Read   Op = iota // sync, then read
+	Write            // set with version -1
+	CAS              // set with an expected version
+	Create           // create with Value (fresh keys)
+	Delete           // delete with Version, -1 for any (fresh keys)
+)
+
+// Why a write failed, as Output.Err says it.
+const (
+	ErrNoNode     = "nonode"
+	ErrNodeExists = "exists"
+	ErrBadVersion = "badversion"
 )
 
 // Input describes an operation as called.
 type Input struct {
 	Key     int    // which register
 	Op      Op     //
-	Value   string // written (Write, CAS)
-	Version int32  // expected (CAS)
+	Value   string // written (Write, CAS, Create)
+	Version int32  // expected (CAS; Delete, where -1 is any)
+	Fresh   bool   // the key starts absent (every operation on it says so)
 }
 
 // Output is what the operation returned.
 type Output struct {
 	Value   string // read
 	Version int32  // read, or the version a successful write made
-	OK      bool   // the write happened (false: BadVersion)
+	Absent  bool   // read: the znode does not exist
+	OK      bool   // the write happened
+	Err     string // why it did not: ErrNoNode, ErrNodeExists, ErrBadVersion ("" is ErrBadVersion)
 	Unknown bool   // the write's outcome is unknown
 }
 
+// register is a key's state; a zero one is not yet known: the first
+// operation on the key says whether it starts absent.
 type register struct {
+	known   bool
+	exists  bool
 	value   string
 	version int32
+}
+
+// failedWith reports whether out is a write that may have failed with err
+// (or whose outcome is unknown).
+func failedWith(out Output, err string) bool {
+	return out.Unknown || (!out.OK && (out.Err == err || (err == ErrBadVersion && out.Err == "")))
+}
+
+func step(s register, in Input, out Output) []any {
+	if !s.known {
+		s = register{known: true, exists: !in.Fresh}
+	}
+	stays := func(ok bool) []any {
+		if ok {
+			return []any{s}
+		}
+		return nil
+	}
+	switch in.Op {
+	case Read:
+		return stays(out.Absent == !s.exists && (!s.exists || (out.Value == s.value && out.Version == s.version)))
+	case Create:
+		if s.exists {
+			return stays(failedWith(out, ErrNodeExists))
+		}
+		next := register{known: true, exists: true, value: in.Value}
+		switch {
+		case out.Unknown:
+			return []any{s, next}
+		case out.OK && out.Version == 0:
+			return []any{next}
+		}
+		return nil
+	case Delete:
+		switch {
+		case !s.exists:
+			return stays(failedWith(out, ErrNoNode))
+		case in.Version != -1 && in.Version != s.version:
+			return stays(failedWith(out, ErrBadVersion))
+		}
+		next := register{known: true}
+		switch {
+		case out.Unknown:
+			return []any{s, next}
+		case out.OK:
+			return []any{next}
+		}
+		return nil
+	}
+	// Write, CAS.
+	switch {
+	case !s.exists:
+		return stays(failedWith(out, ErrNoNode))
+	case in.Op == CAS && in.Version != s.version:
+		return stays(failedWith(out, ErrBadVersion))
+	}
+	next := register{known: true, exists: true, value: in.Value, version: s.version + 1}
+	switch {
+	case out.Unknown:
+		return []any{s, next}
+	case out.OK && out.Version == next.version:
+		return []any{next}
+	}
+	return nil
 }
 
 // Model is the registers' sequential specification, partitioned by key.
@@ -64,35 +149,24 @@ var Model = (&porcupine.NondeterministicModel{
 	},
 	Init: func() []any { return []any{register{}} },
 	Step: func(state, input, output any) []any {
-		s, in, out := state.(register), input.(Input), output.(Output)
-		next := register{in.Value, s.version + 1}
-		switch {
-		case in.Op == Read:
-			if out.Value == s.value && out.Version == s.version {
-				return []any{s}
-			}
-			return nil
-		case in.Op == CAS && in.Version != s.version:
-			if out.Unknown || !out.OK {
-				return []any{s} // it cannot have happened here
-			}
-			return nil
-		case out.Unknown:
-			return []any{s, next}
-		case out.OK && out.Version == next.version:
-			return []any{next}
-		}
-		return nil
+		return step(state.(register), input.(Input), output.(Output))
 	},
 	DescribeOperation: func(input, output any) string {
 		in, out := input.(Input), output.(Output)
 		switch in.Op {
 		case Read:
+			if out.Absent {
+				return fmt.Sprintf("k%d read -> absent", in.Key)
+			}
 			return fmt.Sprintf("k%d read -> %q v%d", in.Key, out.Value, out.Version)
 		case Write:
-			return fmt.Sprintf("k%d set %q -> ok=%v v%d unknown=%v", in.Key, in.Value, out.OK, out.Version, out.Unknown)
+			return fmt.Sprintf("k%d set %q -> ok=%v %s v%d unknown=%v", in.Key, in.Value, out.OK, out.Err, out.Version, out.Unknown)
+		case Create:
+			return fmt.Sprintf("k%d create %q -> ok=%v %s unknown=%v", in.Key, in.Value, out.OK, out.Err, out.Unknown)
+		case Delete:
+			return fmt.Sprintf("k%d delete(v%d) -> ok=%v %s unknown=%v", in.Key, in.Version, out.OK, out.Err, out.Unknown)
 		}
-		return fmt.Sprintf("k%d cas(v%d) %q -> ok=%v v%d unknown=%v", in.Key, in.Version, in.Value, out.OK, out.Version, out.Unknown)
+		return fmt.Sprintf("k%d cas(v%d) %q -> ok=%v %s v%d unknown=%v", in.Key, in.Version, in.Value, out.OK, out.Err, out.Version, out.Unknown)
 	},
 }).ToModel()
 
