@@ -28,7 +28,7 @@ func TestProcessesLinearizableUnderPausesAndKills(t *testing.T) {
 	}
 	pc := newProcessCluster(t, 3, 300*time.Millisecond)
 	n := &nemesis{t: t, pc: pc}
-	runLinearizable(t, pc, func(rng *rand.Rand) string {
+	runLinearizable(t, pc, n, func(rng *rand.Rand) string {
 		switch rng.IntN(3) {
 		case 0:
 			return n.pause(rng, n.anyProc(rng), 500*time.Millisecond, 3*time.Second)
@@ -51,7 +51,7 @@ func TestProcessesLinearizableUnderPartitionsAndMembershipChanges(t *testing.T) 
 	}
 	pc := newNetnsProcessCluster(t, 5, 300*time.Millisecond)
 	n := &nemesis{t: t, pc: pc}
-	runLinearizable(t, pc, func(rng *rand.Rand) string {
+	runLinearizable(t, pc, n, func(rng *rand.Rand) string {
 		switch rng.IntN(9) {
 		case 0:
 			return n.pause(rng, n.anyProc(rng), 500*time.Millisecond, 3*time.Second)
@@ -74,12 +74,13 @@ func TestProcessesLinearizableUnderPartitionsAndMembershipChanges(t *testing.T) 
 	})
 }
 
-// runLinearizable runs the register load, and the recipe load of
-// process_recipes_test.go, on every replica of pc while fault
+// runLinearizable runs the register and znode load, the recipe load of
+// process_recipes_test.go and the session load of process_sessions_test.go
+// on every replica of pc while fault
 // (one fault at a time, returning what it did) runs for 20 s, or
 // ZOO_NEMESIS_DURATION; heals, waits for a leader, and checks the register
-// history and the recipes' guarded writes.
-func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) string) {
+// history, the recipes' guarded writes and the sessions' rules.
+func runLinearizable(t *testing.T, pc *processCluster, n *nemesis, fault func(*rand.Rand) string) {
 	const (
 		keys      = 10 // registers: porcupine checks each apart
 		perProc   = 2
@@ -101,7 +102,7 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 	}
 	pc.waitLeader(pc.procs, 60*time.Second)
 	createHoldDirs(pc)
-	for _, path := range append([]string{"/lin", "/zn"}, regPaths(keys)...) {
+	for _, path := range append([]string{"/lin", "/zn", "/eph"}, regPaths(keys)...) {
 		pc.poll(60*time.Second, path+" created", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
@@ -136,6 +137,8 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 	holds := map[string]int{}
 	var holdsMu sync.Mutex
 	runHolders(loadCtx, pc, seed, &clients, holds, &holdsMu)
+	sessions := &sessionLoad{pc: pc}
+	sessions.run(loadCtx, seed, &clients)
 
 	faults := map[string]int{}
 	total := 0
@@ -163,6 +166,7 @@ func runLinearizable(t *testing.T, pc *processCluster, fault func(*rand.Rand) st
 		t.Fatalf("seed %d: %v", seed, err)
 	}
 	checkHoldLogs(t, pc, holds)
+	sessions.check(t, n)
 	if t.Failed() {
 		t.Logf("seed %d", seed)
 	}

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,32 @@ import (
 type nemesis struct {
 	t  *testing.T
 	pc *processCluster
+
+	mu        sync.Mutex // guards disturbed
+	disturbed map[*replicaProc][][2]time.Time
+}
+
+// disturb records that p was paused, killed, cut off or removed from
+// from to to.
+func (n *nemesis) disturb(p *replicaProc, from, to time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.disturbed == nil {
+		n.disturbed = map[*replicaProc][][2]time.Time{}
+	}
+	n.disturbed[p] = append(n.disturbed[p], [2]time.Time{from, to})
+}
+
+// disturbedBetween reports whether p was disturbed at some time in [from, to].
+func (n *nemesis) disturbedBetween(p *replicaProc, from, to time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, d := range n.disturbed[p] {
+		if !d[0].After(to) && !d[1].Before(from) {
+			return true
+		}
+	}
+	return false
 }
 
 func (n *nemesis) anyProc(rng *rand.Rand) *replicaProc {
@@ -35,9 +62,11 @@ func (n *nemesis) pause(rng *rand.Rand, victim *replicaProc, minLen, maxLen time
 	}
 	d := length(rng, minLen, maxLen)
 	n.t.Logf("SIGSTOP replica %s for %v", victim.spec.ID, d)
+	start := time.Now()
 	victim.cmd.Process.Signal(syscall.SIGSTOP)
 	time.Sleep(d) // the fault's length is the point
 	victim.cmd.Process.Signal(syscall.SIGCONT)
+	n.disturb(victim, start, time.Now())
 	if d > 5*time.Second {
 		return "long pause"
 	}
@@ -48,9 +77,11 @@ func (n *nemesis) pause(rng *rand.Rand, victim *replicaProc, minLen, maxLen time
 func (n *nemesis) killRestart(rng *rand.Rand, victim *replicaProc) string {
 	d := length(rng, 500*time.Millisecond, 3*time.Second)
 	n.t.Logf("SIGKILL replica %s, restart after %v", victim.spec.ID, d)
+	start := time.Now()
 	n.pc.kill(victim)
 	time.Sleep(d)
 	n.pc.start(victim)
+	n.disturb(victim, start, time.Now())
 	return "kill"
 }
 
@@ -69,16 +100,21 @@ func (n *nemesis) transfer() string {
 	return "transfer"
 }
 
-// cut applies a network fault for a while, then heals every cut.
-func (n *nemesis) cut(rng *rand.Rand, what string, apply func() error) string {
+// cut applies a network fault that disturbs victims for a while, then
+// heals every cut.
+func (n *nemesis) cut(rng *rand.Rand, what string, apply func() error, victims ...*replicaProc) string {
 	d := length(rng, time.Second, 4*time.Second)
 	n.t.Logf("%s for %v", what, d)
+	start := time.Now()
 	if err := apply(); err != nil {
 		n.t.Fatal(err)
 	}
 	time.Sleep(d)
 	if err := n.pc.net.Heal(); err != nil {
 		n.t.Fatal(err)
+	}
+	for _, v := range victims {
+		n.disturb(v, start, time.Now())
 	}
 	return what
 }
@@ -90,7 +126,7 @@ func (n *nemesis) isolateLeader(rng *rand.Rand) string {
 	if leader == nil {
 		return "isolate leader (no leader)"
 	}
-	return n.cut(rng, "isolate leader", func() error { return n.pc.net.Isolate(leader.host) })
+	return n.cut(rng, "isolate leader", func() error { return n.pc.net.Isolate(leader.host) }, leader)
 }
 
 // cutOneWay drops what one replica sends another, the leader one side of
@@ -110,13 +146,17 @@ func (n *nemesis) cutOneWay(rng *rand.Rand) string {
 			return "one-way cut (none)"
 		}
 	}
-	return n.cut(rng, "one-way cut", func() error { return n.pc.net.Cut(from.host, to.host) })
+	return n.cut(rng, "one-way cut", func() error { return n.pc.net.Cut(from.host, to.host) }, from, to)
 }
 
 // splitMinority cuts a random minority off from the rest, both ways.
 func (n *nemesis) splitMinority(rng *rand.Rand) string {
 	order := rng.Perm(len(n.pc.procs))
 	minority, majority := order[:(len(order)-1)/2], order[(len(order)-1)/2:]
+	var victims []*replicaProc
+	for _, i := range minority {
+		victims = append(victims, n.pc.procs[i])
+	}
 	return n.cut(rng, "minority split", func() error {
 		for _, a := range minority {
 			for _, b := range majority {
@@ -129,7 +169,7 @@ func (n *nemesis) splitMinority(rng *rand.Rand) string {
 			}
 		}
 		return nil
-	})
+	}, victims...)
 }
 
 // removeAndAddBack takes a follower out of the configuration, keeps it
@@ -150,6 +190,8 @@ func (n *nemesis) removeAndAddBack(rng *rand.Rand) string {
 		n.t.Logf("%s replica %s through replica %s: %d %v %s", op, victim.spec.ID, leader.spec.ID, code, err, body)
 		return err == nil && code == http.StatusOK
 	}
+	start := time.Now()
+	defer func() { n.disturb(victim, start, time.Now()) }()
 	if !ask("remove", url.Values{"id": {victim.spec.ID}}) {
 		return "remove (refused)"
 	}

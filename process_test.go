@@ -94,7 +94,7 @@ func replicaMain(raw string) int {
 		fmt.Fprintln(os.Stderr, "replica:", err)
 		return 1
 	}
-	r := &controlServer{e: e, holds: &holdClients{e: e}}
+	r := &controlServer{e: e, holds: &holdClients{e: e}, sessions: &sessionClients{e: e}}
 	fmt.Fprintln(os.Stderr, "replica: control server on", ln.Addr())
 	err = http.Serve(ln, r.handler())
 	fmt.Fprintln(os.Stderr, "replica: control server:", err)
@@ -105,8 +105,9 @@ func replicaMain(raw string) int {
 // operation goes through one zoo Session on this replica, created on first use
 // and again if it ended.
 type controlServer struct {
-	e     *zoo.Ensemble
-	holds *holdClients // the recipe load's sessions (process_recipes_test.go)
+	e        *zoo.Ensemble
+	holds    *holdClients    // the recipe load's sessions (process_recipes_test.go)
+	sessions *sessionClients // the session load's (process_sessions_test.go)
 
 	mu   sync.Mutex // guards sess; held while a session is being created
 	sess *zoo.Session
@@ -358,6 +359,10 @@ func (c *controlServer) handler() http.Handler {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		}
 	})
+	// POST /session?op=ensure|close&client=C and GET /sessions/ended: the
+	// session load.
+	mux.HandleFunc("POST /session", c.sessions.handle)
+	mux.HandleFunc("GET /sessions/ended", c.sessions.handleEnded)
 	// POST /hold?kind=K&client=C: one hold of a recipe, with guarded writes.
 	mux.HandleFunc("POST /hold", c.holds.holdOnce)
 	// POST /remove?id=N: take replica N out of the configuration.
