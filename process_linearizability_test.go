@@ -76,10 +76,12 @@ func TestProcessesLinearizableUnderPartitionsAndMembershipChanges(t *testing.T) 
 
 // runLinearizable runs the register and znode load, the recipe load of
 // process_recipes_test.go and the session load of process_sessions_test.go
-// on every replica of pc while fault
+// and the watch load of process_watches_test.go on every replica of pc
+// while fault
 // (one fault at a time, returning what it did) runs for 20 s, or
 // ZOO_NEMESIS_DURATION; heals, waits for a leader, and checks the register
-// history, the recipes' guarded writes and the sessions' rules.
+// history, the recipes' guarded writes, the sessions' rules and the
+// watches' events.
 func runLinearizable(t *testing.T, pc *processCluster, n *nemesis, fault func(*rand.Rand) string) {
 	const (
 		keys      = 10 // registers: porcupine checks each apart
@@ -139,6 +141,7 @@ func runLinearizable(t *testing.T, pc *processCluster, n *nemesis, fault func(*r
 	runHolders(loadCtx, pc, seed, &clients, holds, &holdsMu)
 	sessions := &sessionLoad{pc: pc}
 	sessions.run(loadCtx, seed, &clients)
+	runWatchers(loadCtx, pc, &clients)
 
 	faults := map[string]int{}
 	total := 0
@@ -167,6 +170,7 @@ func runLinearizable(t *testing.T, pc *processCluster, n *nemesis, fault func(*r
 	}
 	checkHoldLogs(t, pc, holds)
 	sessions.check(t, n)
+	checkWatches(t, pc)
 	if t.Failed() {
 		t.Logf("seed %d", seed)
 	}

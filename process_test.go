@@ -94,7 +94,7 @@ func replicaMain(raw string) int {
 		fmt.Fprintln(os.Stderr, "replica:", err)
 		return 1
 	}
-	r := &controlServer{e: e, holds: &holdClients{e: e}, sessions: &sessionClients{e: e}}
+	r := &controlServer{e: e, holds: &holdClients{e: e}, sessions: &sessionClients{e: e}, watches: &watchClients{e: e}}
 	fmt.Fprintln(os.Stderr, "replica: control server on", ln.Addr())
 	err = http.Serve(ln, r.handler())
 	fmt.Fprintln(os.Stderr, "replica: control server:", err)
@@ -108,6 +108,7 @@ type controlServer struct {
 	e        *zoo.Ensemble
 	holds    *holdClients    // the recipe load's sessions (process_recipes_test.go)
 	sessions *sessionClients // the session load's (process_sessions_test.go)
+	watches  *watchClients   // the watch load's (process_watches_test.go)
 
 	mu   sync.Mutex // guards sess; held while a session is being created
 	sess *zoo.Session
@@ -363,6 +364,9 @@ func (c *controlServer) handler() http.Handler {
 	// session load.
 	mux.HandleFunc("POST /session", c.sessions.handle)
 	mux.HandleFunc("GET /sessions/ended", c.sessions.handleEnded)
+	// POST /watch?client=C and GET /watches: the watch load.
+	mux.HandleFunc("POST /watch", c.watches.ensure)
+	mux.HandleFunc("GET /watches", c.watches.report)
 	// POST /hold?kind=K&client=C: one hold of a recipe, with guarded writes.
 	mux.HandleFunc("POST /hold", c.holds.holdOnce)
 	// POST /remove?id=N: take replica N out of the configuration.
