@@ -190,15 +190,22 @@ func checkHoldLogs(t *testing.T, pc *processCluster, holds map[string]int) {
 	}
 }
 
-// checkHoldLog checks a guarded-write log, {path: data "token node i"}: in
-// sequence order each hold's writes are contiguous and tokens never
-// decrease.
+// checkHoldLog checks a guarded-write log, {path: data "token node i"}: its
+// sequential names increase with their creation zxids (a parent's sequence
+// follows commit order); and in that order each hold's writes are
+// contiguous and tokens never decrease.
 func checkHoldLog(entries map[string]dumpNode) (int, error) {
 	paths := make([]string, 0, len(entries))
 	for p := range entries {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths) // sequential suffixes are zero-padded
+	for k := 1; k < len(paths); k++ {
+		if a, b := entries[paths[k-1]], entries[paths[k]]; b.Czxid <= a.Czxid {
+			return 0, fmt.Errorf("%s (zxid %#x) comes after %s (zxid %#x): sequence numbers out of commit order",
+				paths[k], b.Czxid, paths[k-1], a.Czxid)
+		}
+	}
 	var lastToken int64
 	lastNode := ""
 	done := map[string]bool{} // holds whose writes are over
@@ -231,8 +238,10 @@ func checkHoldLog(entries map[string]dumpNode) (int, error) {
 }
 
 func TestCheckHoldLogFindsViolations(t *testing.T) {
+	zxid := int64(100)
 	entry := func(token int64, node string, i int) dumpNode {
-		return dumpNode{Data: fmt.Sprintf("%d %s %d", token, node, i)}
+		zxid++
+		return dumpNode{Data: fmt.Sprintf("%d %s %d", token, node, i), Czxid: zxid}
 	}
 	good := map[string]dumpNode{
 		"/l/w-0000000001": entry(5, "/m/a", 0), "/l/w-0000000002": entry(5, "/m/a", 1),
@@ -250,5 +259,10 @@ func TestCheckHoldLogFindsViolations(t *testing.T) {
 	backwards := map[string]dumpNode{"/l/w-0000000001": entry(9, "/m/b", 0), "/l/w-0000000002": entry(5, "/m/a", 0)}
 	if _, err := checkHoldLog(backwards); err == nil || !strings.Contains(err.Error(), "token 5 after") {
 		t.Fatalf("a token going back: %v", err)
+	}
+	first, second := entry(5, "/m/a", 0), entry(5, "/m/a", 1)
+	reordered := map[string]dumpNode{"/l/w-0000000001": second, "/l/w-0000000002": first}
+	if _, err := checkHoldLog(reordered); err == nil || !strings.Contains(err.Error(), "out of commit order") {
+		t.Fatalf("sequence numbers out of commit order: %v", err)
 	}
 }

@@ -408,6 +408,7 @@ type regState struct {
 type dumpNode struct {
 	Data    string
 	Version int32
+	Czxid   int64 `json:",omitempty"`
 }
 
 func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[string]dumpNode, error) {
@@ -435,7 +436,7 @@ func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[strin
 		if r.Err != nil {
 			return nil, r.Err
 		}
-		out[ops[i].(zoo.GetDataOp).Path] = dumpNode{Data: string(r.Data), Version: r.Stat.Version}
+		out[ops[i].(zoo.GetDataOp).Path] = dumpNode{Data: string(r.Data), Version: r.Stat.Version, Czxid: r.Stat.Czxid}
 	}
 	return out, nil
 }
