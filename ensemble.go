@@ -55,12 +55,13 @@ type Ensemble struct {
 	leaderID    raft.ServerID
 	leaderSince time.Time
 
-	closed   atomic.Bool
-	failed   atomic.Pointer[error] // set when the replica stopped serving for good (integrity.go)
-	instance []byte                // this data dir's instance id; nil in memory (identity.go)
-	verifier *verifier.LogStore    // checks raft.db online; nil in memory (integrity_verifier.go)
-	verified atomic.Bool           // the ensemble's record of this replica names instance
-	stable   raft.StableStore      // raft.db's stable store; nil in memory
+	closed         atomic.Bool
+	failed         atomic.Pointer[error] // set when the replica stopped serving for good (integrity.go)
+	instance       []byte                // this data dir's instance id; nil in memory (identity.go)
+	verifier       *verifier.LogStore    // checks raft.db online; nil in memory (integrity_verifier.go)
+	verifierCounts verifierCounts        // its reports
+	verified       atomic.Bool           // the ensemble's record of this replica names instance
+	stable         raft.StableStore      // raft.db's stable store; nil in memory
 	// ensembleID is the ensemble's id as stored in stable, nil until known
 	// (identity_ensemble.go).
 	ensembleID atomic.Pointer[[]byte]

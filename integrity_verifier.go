@@ -3,6 +3,7 @@ package zoo
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -46,8 +47,10 @@ func (e *Ensemble) verifyReport(r verifier.VerificationReport) {
 	var mismatch verifier.ErrChecksumMismatch
 	switch {
 	case r.Err == nil:
+		e.verifierCounts.verified.Add(1)
 		e.logger.Debug("zoo: log range verified", "range", r.Range.String(), "elapsed", r.Elapsed)
 	case errors.As(r.Err, &mismatch) && r.ReadSum != 0:
+		e.verifierCounts.storage.Add(1)
 		if c := e.recheckRange(r.Range); c != nil {
 			e.stopServing(c)
 			return
@@ -56,6 +59,7 @@ func (e *Ensemble) verifyReport(r verifier.VerificationReport) {
 			"holds its own: the range was rewritten by a new leader, or a field outside the command changed",
 			"range", r.Range.String(), "err", r.Err)
 	case errors.As(r.Err, &mismatch):
+		e.verifierCounts.inFlight.Add(1)
 		e.logger.Warn("zoo: a log range arrived with another checksum than the leader's (entries a new leader "+
 			"replaced count in it); each entry's own checksum is checked before it is applied",
 			"range", r.Range.String(), "err", r.Err)
@@ -64,6 +68,23 @@ func (e *Ensemble) verifyReport(r verifier.VerificationReport) {
 	default:
 		e.logger.Warn("zoo: log range not verified", "range", r.Range.String(), "err", r.Err)
 	}
+}
+
+// verifierCounts count the log verifier's reports since Open (Status.LogVerifier).
+type verifierCounts struct {
+	verified, inFlight, storage atomic.Uint64
+}
+
+// LogVerifierCounts are the online log verifier's reports since Open: ranges
+// read back as the leader wrote them, and ranges whose checksum differed in
+// flight (as written) or in storage (as read back). A storage mismatch with
+// an entry failing its own checksum stops the replica; the others are logged.
+type LogVerifierCounts struct {
+	Verified, InFlightMismatches, StorageMismatches uint64
+}
+
+func (c *verifierCounts) snapshot() LogVerifierCounts {
+	return LogVerifierCounts{Verified: c.verified.Load(), InFlightMismatches: c.inFlight.Load(), StorageMismatches: c.storage.Load()}
 }
 
 // recheckRange reads the entries of rng back from raft.db and checks each

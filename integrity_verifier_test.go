@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // overwriteInFile replaces every occurrence of want by repl (same length) in
@@ -70,6 +72,10 @@ func TestVerifierCatchesStorageCorruptionOnline(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkpoint() // verifies [first, second): all still as written
+	testkit.Eventually(t, 10*time.Second, "a verified range counted", func() bool {
+		st, err := e.Status()
+		return err == nil && st.LogVerifier.Verified >= 1 && st.LogVerifier.StorageMismatches == 0
+	})
 	if _, err := s.Create(ctx, "/later", original, ModePersistent, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +85,9 @@ func TestVerifierCatchesStorageCorruptionOnline(t *testing.T) {
 	case <-e.Stopped():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the corrupted range was not caught")
+	}
+	if n := e.verifierCounts.snapshot().StorageMismatches; n != 1 {
+		t.Errorf("%d storage mismatches counted, want 1", n)
 	}
 	var ce *CorruptionError
 	if err := e.Failure(); !errors.As(err, &ce) || !errors.Is(err, errChecksum) ||

@@ -60,6 +60,8 @@ type Status struct {
 	LocalSessions int // sessions served by this replica
 	Nodes         int
 	Watches       int
+	// LogVerifier counts the online log verifier's reports (on disk only).
+	LogVerifier LogVerifierCounts
 	// Ensemble is the ensemble's id (hex) as this replica stored it, empty
 	// until known or in memory; replicas of another ensemble are refused on
 	// every link (identity_ensemble.go).
@@ -90,7 +92,7 @@ func (e *Ensemble) Status() (Status, error) {
 	}
 	addr, leader := e.raft.LeaderWithID()
 	st := Status{ID: e.cfg.ID, LeaderID: string(leader), LeaderAddr: string(addr), Serving: leader != "",
-		Ensemble: hex.EncodeToString(e.storedEnsemble())}
+		Ensemble: hex.EncodeToString(e.storedEnsemble()), LogVerifier: e.verifierCounts.snapshot()}
 	if f := e.raft.GetConfiguration(); f.Error() == nil {
 		for _, s := range f.Configuration().Servers {
 			m := Member{ID: string(s.ID), Addr: string(s.Address), Voter: s.Suffrage == raft.Voter}

@@ -216,6 +216,12 @@ func (s *Server) monitorValues(st zoo.Status) []metric {
 		// ZooKeeper's count of digest mismatches; zoo stops a replica at the
 		// first, so it is 0 or 1.
 		{"digest_mismatches_count", digestMismatches(s.ens.Failure())},
+		// zoo's online log verifier (not in ZooKeeper): ranges of raft.db
+		// read back as written, and checksum mismatches in flight and in
+		// storage.
+		{"log_ranges_verified", int64(st.LogVerifier.Verified)},
+		{"log_ranges_inflight_mismatches", int64(st.LogVerifier.InFlightMismatches)},
+		{"log_ranges_storage_mismatches", int64(st.LogVerifier.StorageMismatches)},
 	}
 	if n, ok := openFDs(); ok {
 		ms = append(ms, metric{"open_file_descriptor_count", int64(n)})

@@ -80,6 +80,7 @@ func TestFourLetterWords(t *testing.T) {
 		{"mntr", "zk_version\t3.9.4-test, built on 11/26/2026 17:00 GMT\n"},
 		{"mntr", "zk_ephemerals_count\t1\n"},
 		{"mntr", "zk_digest_mismatches_count\t0\n"},
+		{"mntr", "zk_log_ranges_storage_mismatches\t0\n"},
 		{"envi", "zookeeper.version=3.9.4-test, built on"},
 		{"stat", "Clients:\n /127.0.0.1:"},
 		{"stat", "Mode: leader\n"},
