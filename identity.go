@@ -188,8 +188,10 @@ func (e *Ensemble) otherDir() error {
 		"this one was wiped or replaced"}
 }
 
-// registerLoop records this replica's data dir once it serves and is a
-// member, and checks the record it finds: another one stops the replica.
+// registerLoop records this replica's data dir whenever it serves, is a
+// member, and the ensemble has no record of it (at first, and again after
+// it was removed and added back while running), and checks the record it
+// finds: another one stops the replica.
 func (e *Ensemble) registerLoop() {
 	if e.instance == nil {
 		return // in memory: nothing survives a restart to be mistaken
@@ -201,6 +203,9 @@ func (e *Ensemble) registerLoop() {
 		case <-tick.C:
 		case <-e.ctx.Done():
 			return
+		}
+		if inst, ok := e.fsm.memberRecord(e.cfg.ID); ok && bytes.Equal(inst, e.instance) {
+			continue // recorded, as it should be
 		}
 		if !e.serving() || !e.isMember() {
 			continue
@@ -214,7 +219,6 @@ func (e *Ensemble) registerLoop() {
 		}
 		if done {
 			e.logger.Info("zoo: this replica's data dir is the one the ensemble records", "data-dir-id", fmt.Sprintf("%x", e.instance))
-			return
 		}
 	}
 }

@@ -181,3 +181,46 @@ func TestEveryMemberStoresTheEnsembleID(t *testing.T) {
 		t.Fatalf("after a restart: ensemble %q (%v), want %q", st.Ensemble, err, named)
 	}
 }
+
+// A member removed and added back while it runs registers its data dir
+// again: the removal dropped its record, and without a new one its dir
+// could later be wiped unnoticed.
+func TestMemberAddedBackWhileRunningRegistersAgain(t *testing.T) {
+	c := newCluster(t, 3, zootest.Options{})
+	leader := c.WaitLeader()
+	waitRegistered(t, c, leader)
+	other := (leader + 1) % 3
+	recorded := func() string {
+		st, err := c.Replica(c.WaitLeader()).Status()
+		if err != nil {
+			return ""
+		}
+		for _, m := range st.Members {
+			if m.ID == c.ID(other) {
+				return m.DataDir
+			}
+		}
+		return ""
+	}
+	before := recorded()
+	addr := ""
+	if st, err := c.Replica(leader).Status(); err == nil {
+		for _, m := range st.Members {
+			if m.ID == c.ID(other) {
+				addr = m.Addr
+			}
+		}
+	}
+	if addr == "" || before == "" {
+		t.Fatalf("member %s: address %q, record %q", c.ID(other), addr, before)
+	}
+	ctx := testkit.Context(t)
+	if err := c.Replica(leader).RemoveMember(ctx, c.ID(other)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the record dropped with the member", func() bool { return recorded() == "" })
+	if err := c.Replica(c.WaitLeader()).AddVoter(ctx, c.ID(other), addr); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, "the member's data dir recorded again", func() bool { return recorded() == before })
+}
