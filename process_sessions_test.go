@@ -152,6 +152,8 @@ type sessionLoad struct {
 	mu         sync.Mutex // guards the fields below
 	closed     int        // sessions closed, and their ephemerals checked
 	violations []string
+	last       map[string]sessionInfo // each client's session, as last seen
+	replaced   []endedSession         // sessions seen replaced without a Close: they ended
 }
 
 func (sl *sessionLoad) run(ctx context.Context, seed uint64, wg *sync.WaitGroup) {
@@ -173,8 +175,17 @@ func (sl *sessionLoad) run(ctx context.Context, seed uint64, wg *sync.WaitGroup)
 				octx, cancel := context.WithTimeout(ctx, 8*time.Second)
 				code, body, err := sl.pc.do(octx, http.MethodPost, p, "session", url.Values{"op": {op}, "client": {client}}, "")
 				cancel()
+				if op == "close" { // whatever came of it, the next session is not a replacement
+					sl.mu.Lock()
+					delete(sl.last, client)
+					sl.mu.Unlock()
+				}
 				var info sessionInfo
-				if op != "close" || err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil {
+				if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &info) != nil {
+					continue
+				}
+				if op == "ensure" {
+					sl.seen(client, info)
 					continue
 				}
 				if present, ok := sl.present(ctx, rng, info.Ephemeral); ok && present {
@@ -186,6 +197,22 @@ func (sl *sessionLoad) run(ctx context.Context, seed uint64, wg *sync.WaitGroup)
 			}
 		}()
 	}
+}
+
+// seen notes the session a client has now; another than before, not
+// closed by the client, means the one before ended (the replica may have
+// died with it: the replica's own report is gone then).
+func (sl *sessionLoad) seen(client string, info sessionInfo) {
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	if sl.last == nil {
+		sl.last = map[string]sessionInfo{}
+	}
+	if before, ok := sl.last[client]; ok && before.Session != info.Session {
+		sl.replaced = append(sl.replaced, endedSession{Client: client, Session: before.Session,
+			Ephemeral: before.Ephemeral, At: time.Now(), Err: "replaced by another session"})
+	}
+	sl.last[client] = info
 }
 
 // present reads path after a sync through a random live replica; ok is
@@ -215,13 +242,16 @@ func (sl *sessionLoad) violation(format string, args ...any) {
 	sl.violations = append(sl.violations, fmt.Sprintf(format, args...))
 }
 
-// check, once the load stopped on a healed ensemble: every session a
-// replica saw end has its ephemeral gone, and ended while (or just after)
-// its replica was disturbed.
+// check, once the load stopped on a healed ensemble: every session that
+// ended (a replica saw it, or its client saw it replaced) had its ephemeral
+// gone within a timeout (and a grace) of when the end was seen, and ended
+// while, or just after, its replica was disturbed.
 func (sl *sessionLoad) check(t *testing.T, n *nemesis) {
 	t.Helper()
-	total := 0
-	for _, p := range sl.pc.procs {
+	byID := map[int64]endedSession{}
+	procOf := map[string]*replicaProc{}
+	for i, p := range sl.pc.procs {
+		procOf[fmt.Sprintf("s%d", i)] = p
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		code, body, err := sl.pc.do(ctx, http.MethodGet, p, "sessions/ended", nil, "")
 		cancel()
@@ -231,24 +261,38 @@ func (sl *sessionLoad) check(t *testing.T, n *nemesis) {
 			continue
 		}
 		for _, e := range ended {
-			total++
-			rng := rand.New(rand.NewPCG(uint64(e.Session), 0))
-			present, ok := false, false
-			for range 3 {
-				if present, ok = sl.present(context.Background(), rng, e.Ephemeral); ok {
-					break
-				}
+			byID[e.Session] = e
+		}
+	}
+	sl.mu.Lock()
+	for _, e := range sl.replaced {
+		if _, ok := byID[e.Session]; !ok {
+			byID[e.Session] = e
+		}
+	}
+	sl.mu.Unlock()
+	for _, e := range byID {
+		p := procOf[e.Client]
+		rng := rand.New(rand.NewPCG(uint64(e.Session), 0))
+		deadline := e.At.Add(sessionTimeout + 5*time.Second)
+		for {
+			present, ok := sl.present(context.Background(), rng, e.Ephemeral)
+			if ok && !present {
+				break
 			}
-			if !ok || present {
-				t.Errorf("replica %s: ephemeral %s of its ended session %#x: present %v (answered %v)", p.spec.ID, e.Ephemeral, e.Session, present, ok)
+			if time.Now().After(deadline) {
+				t.Errorf("replica %s: ephemeral %s of session %#x, which ended by %s (%s), still there at %s (answered %v)",
+					p.spec.ID, e.Ephemeral, e.Session, e.At.Format("15:04:05.000"), e.Err, time.Now().Format("15:04:05.000"), ok)
+				break
 			}
-			// Its end may be seen up to a timeout (and a grace for the
-			// replica to learn of it) after the disturbance began.
-			from := e.At.Add(-sessionTimeout - 3*time.Second)
-			if !n.disturbedBetween(p, from, e.At) {
-				t.Errorf("replica %s: session %#x ended at %s (%s) while its replica was undisturbed since %s",
-					p.spec.ID, e.Session, e.At.Format("15:04:05.000"), e.Err, from.Format("15:04:05.000"))
-			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		// Its end may be seen up to a timeout (and a grace for the
+		// replica to learn of it) after the disturbance began.
+		from := e.At.Add(-sessionTimeout - 3*time.Second)
+		if !n.disturbedBetween(p, from, e.At) {
+			t.Errorf("replica %s: session %#x ended by %s (%s) while its replica was undisturbed since %s",
+				p.spec.ID, e.Session, e.At.Format("15:04:05.000"), e.Err, from.Format("15:04:05.000"))
 		}
 	}
 	sl.mu.Lock()
@@ -256,7 +300,7 @@ func (sl *sessionLoad) check(t *testing.T, n *nemesis) {
 	for _, v := range sl.violations {
 		t.Error(v)
 	}
-	t.Logf("sessions: %d closed and their ephemerals checked gone, %d ended by the ensemble (each during a disturbance of its replica)", sl.closed, total)
+	t.Logf("sessions: %d closed and their ephemerals checked gone, %d ended by the ensemble (each during a disturbance of its replica)", sl.closed, len(byID))
 	if sl.closed < 5 {
 		t.Errorf("only %d sessions closed: too little to check", sl.closed)
 	}
