@@ -4,6 +4,7 @@
 //	zoo server --config zoo.cfg        # like zkServer.sh start-foreground
 //	zoo status --config zoo.cfg        # like zkServer.sh status: "Mode: leader"
 //	zoo status -server host:port [-tls-ca FILE -tls-cert FILE]
+//	zoo bench -server host:port,... -mix get=90,set=10 -callers 256   # throughput and latency
 //	zoo cli -server host:port[,...]    # like zkCli.sh, same commands and output
 //	zoo certs -config zoo.cfg -client app [-apply]  # a CA and certificates for sslQuorum, secureClientPort and clients
 //	zoo version
@@ -33,6 +34,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return statusCmd(args[1:], stdout, stderr)
 	case "certs":
 		return certsCmd(args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "zoo", version)
 		return 0
@@ -56,6 +59,8 @@ func usage(w io.Writer) {
   zoo cli [-server host:port,...[/chroot]] [-timeout ms] [-r] [-tls-ca FILE [-tls-cert FILE]] [command args...]
                                   a zkCli.sh-compatible shell (one command, piped commands, or interactive);
                                   -r accepts a read-only server; -tls-* connect to a secureClientPort
+  zoo bench -server host:port,... [-mix get=90,set=10] [-callers 16] [-duration 10s] [-json]
+                                  drive any ZooKeeper-protocol ensemble and print ops/s and p50/p99/p999
   zoo certs [-config zoo.cfg]... [-apply] [-hosts h1,h2,...] [-client NAME]... [-dir certs] [-days 730] [-force]
                                   a CA, server and client certificates (PEM) for sslQuorum and secureClientPort;
                                   -apply switches the -config files to them

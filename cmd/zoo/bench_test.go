@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zooraft/zoo/internal/realzk"
+	"github.com/zooraft/zoo/internal/zkclient"
+)
+
+// runBenchJSON runs zoo bench with -json against servers and returns its report.
+func runBenchJSON(t *testing.T, servers string, args ...string) benchReport {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	args = append([]string{"-server", servers, "-json", "-progress", "0", "-duration", "1s", "-warmup", "200ms"}, args...)
+	if code := benchCmd(args, &out, &errOut); code != 0 {
+		t.Fatalf("zoo bench %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
+	}
+	var r benchReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("zoo bench -json: %v\n%s", err, out.String())
+	}
+	return r
+}
+
+// checkBench checks every operation of the mix ran without errors, with
+// percentiles in order, and that the run left nothing behind.
+func checkBench(t *testing.T, r benchReport, servers string, ops ...string) {
+	t.Helper()
+	got := map[string]benchResult{}
+	for _, res := range r.Results {
+		got[res.Op] = res
+	}
+	for _, op := range ops {
+		res, ok := got[op]
+		switch {
+		case !ok || res.Ops == 0:
+			t.Errorf("%s: no operations measured: %+v", op, r.Results)
+		case res.Errors != 0:
+			t.Errorf("%s: %d errors", op, res.Errors)
+		case !(res.P50ms > 0 && res.P50ms <= res.P99ms && res.P99ms <= res.P999ms):
+			t.Errorf("%s: percentiles out of order: %+v", op, res)
+		}
+	}
+	c, err := zkclient.Connect(strings.Split(servers, ","), zkclient.Options{SessionTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ok, _, err := c.Exists(ctx, "/zoo-bench", false); err != nil || ok {
+		t.Errorf("/zoo-bench after the run: exists %v, %v", ok, err)
+	}
+}
+
+func TestBenchDrivesZoo(t *testing.T) {
+	e := startEnsemble(t, 3)
+	servers := addrs(e, false)
+	r := runBenchJSON(t, servers, "-mix", "get=40,set=30,create=20,ephemeral=10", "-callers", "8", "-connections", "3")
+	checkBench(t, r, servers, "get", "set", "create", "ephemeral", "total")
+	if r.Connections != 3 || r.Callers != 8 {
+		t.Errorf("report: %d callers on %d connections, want 8 on 3", r.Callers, r.Connections)
+	}
+}
+
+// zoo bench drives Apache ZooKeeper as well: the same shapes compare both.
+func TestBenchDrivesZooKeeper(t *testing.T) {
+	addr := realzk.Standalone(t, 200*time.Millisecond)
+	r := runBenchJSON(t, addr, "-mix", "get=50,set=50", "-callers", "4")
+	checkBench(t, r, addr, "get", "set", "total")
+}
+
+func TestBenchRefusesBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"-mix", "put=10"}, `unknown operation "put"`},
+		{[]string{"-mix", "get=0"}, "all weights are 0"},
+		{[]string{"-mix", "get=-1"}, "weight of 0 or more"},
+		{[]string{"-callers", "0"}, "-callers 0"},
+		{[]string{"-root", "/"}, "-root"},
+		{[]string{"-value-size", "2000000"}, "-value-size"},
+		{[]string{"extra"}, "unexpected argument"},
+	} {
+		var out, errOut bytes.Buffer
+		if code := benchCmd(tc.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.msg) {
+			t.Errorf("zoo bench %s: exit %d, %q; want 2 and %q", strings.Join(tc.args, " "), code, errOut.String(), tc.msg)
+		}
+	}
+}
