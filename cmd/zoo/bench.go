@@ -81,6 +81,9 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	root := fs.String("root", "/zoo-bench", "znode under which the run works; removed at the end")
 	asJSON := fs.Bool("json", false, "print the results as JSON")
 	progress := fs.Duration("progress", time.Second, "interval of the progress line on stderr (0: none)")
+	compare := fs.Bool("compare", false, "start a 3-member zoo ensemble and, if installed, a 3-member Apache ZooKeeper, and run -shapes on each in turn (-server, -mix and -callers are not used)")
+	shapesFlag := fs.String("shapes", defaultShapes, "with -compare: `mix@callers;...` to run")
+	rounds := fs.Int("rounds", 3, "with -compare: measured rounds after the warm-up round (the table gives medians)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -121,6 +124,23 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 		cfg.connections = min(cfg.callers, 64)
 	}
 	cfg.connections = min(cfg.connections, cfg.callers)
+
+	if *compare {
+		shapes, err := parseShapes(*shapesFlag)
+		switch {
+		case err != nil:
+			return usageErr("-shapes: %v", err)
+		case *rounds < 1:
+			return usageErr("-rounds %d: want at least 1", *rounds)
+		case *asJSON:
+			return usageErr("-json is not available with -compare yet")
+		}
+		if err := runCompare(cfg, shapes, *rounds, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "zoo bench -compare:", err)
+			return 1
+		}
+		return 0
+	}
 
 	report, err := runBench(cfg, stderr)
 	if err != nil {

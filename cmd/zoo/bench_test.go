@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,30 @@ func TestBenchRefusesBadFlags(t *testing.T) {
 		var out, errOut bytes.Buffer
 		if code := benchCmd(tc.args, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), tc.msg) {
 			t.Errorf("zoo bench %s: exit %d, %q; want 2 and %q", strings.Join(tc.args, " "), code, errOut.String(), tc.msg)
+		}
+	}
+}
+
+// -compare starts both ensembles, runs each shape on each after a warm-up
+// round, and prints one line per shape with the ratio.
+func TestBenchCompare(t *testing.T) {
+	realzk.Need(t)
+	var out, errOut bytes.Buffer
+	args := []string{"-compare", "-rounds", "1", "-duration", "500ms", "-warmup", "0s", "-keys", "10",
+		"-shapes", "set=1@2;get=90,set=10@4"}
+	if code := benchCmd(args, &out, &errOut); code != 0 {
+		t.Fatalf("zoo bench %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 5 || !strings.Contains(lines[1], "zookeeper ops/s") || !strings.Contains(lines[1], "ratio") ||
+		!strings.HasPrefix(lines[2], "set=1@2 ") || !strings.HasPrefix(lines[3], "get=90,set=10@4 ") {
+		t.Fatalf("table:\n%s", out.String())
+	}
+	for _, l := range lines[2:4] {
+		f := strings.Fields(l)
+		ratio, err := strconv.ParseFloat(f[len(f)-2], 64)
+		if err != nil || ratio <= 0 {
+			t.Errorf("no ratio in %q", l)
 		}
 	}
 }

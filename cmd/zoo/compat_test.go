@@ -29,6 +29,16 @@ func TestMain(m *testing.M) {
 	if os.Getenv(execEnv) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// zoo bench -compare starts `zoo server` processes: this binary, as zoo.
+	zooCommand = func(args ...string) (*exec.Cmd, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), execEnv+"=1")
+		return cmd, nil
+	}
 	os.Exit(m.Run())
 }
 
