@@ -192,7 +192,6 @@ func TestDamagedRaftDBRefusesToOpen(t *testing.T) {
 			}
 		}},
 		{"truncated to a third", truncateTo(func(size int64) int64 { return size / 3 })},
-		{"truncated to half", truncateTo(func(size int64) int64 { return size / 2 })},
 		{"truncated after its meta pages", truncateTo(func(int64) int64 { return 3 * 4096 })},
 		{"truncated before its freelist page", func(t *testing.T, path string) {
 			// The newer of the two meta pages names the freelist page: a file

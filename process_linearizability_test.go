@@ -155,6 +155,7 @@ func runLinearizable(t *testing.T, pc *processCluster, n *nemesis, fault func(*r
 		}
 	}
 	pc.waitLeader(pc.procs, 60*time.Second)
+	quiet := time.Now()     // no leader change from here on
 	time.Sleep(time.Second) // load on a healed ensemble
 	stopLoad()
 	clients.Wait()
@@ -169,7 +170,7 @@ func runLinearizable(t *testing.T, pc *processCluster, n *nemesis, fault func(*r
 		t.Fatalf("seed %d: %v", seed, err)
 	}
 	checkHoldLogs(t, pc, holds)
-	sessions.check(t, n)
+	sessions.check(t, n, quiet)
 	checkWatches(t, pc)
 	if t.Failed() {
 		t.Logf("seed %d", seed)

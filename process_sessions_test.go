@@ -242,11 +242,12 @@ func (sl *sessionLoad) violation(format string, args ...any) {
 	sl.violations = append(sl.violations, fmt.Sprintf(format, args...))
 }
 
-// check, once the load stopped on a healed ensemble: every session that
-// ended (a replica saw it, or its client saw it replaced) had its ephemeral
-// gone within a timeout (and a grace) of when the end was seen, and ended
-// while, or just after, its replica was disturbed.
-func (sl *sessionLoad) check(t *testing.T, n *nemesis) {
+// check, once the load stopped on a healed ensemble whose leader holds
+// since quiet: every session that ended (a replica saw it, or its client
+// saw it replaced) had its ephemeral gone within a timeout (and a grace) of
+// when the end was seen or of quiet, whichever is later, and ended while,
+// or just after, its replica was disturbed.
+func (sl *sessionLoad) check(t *testing.T, n *nemesis, quiet time.Time) {
 	t.Helper()
 	byID := map[int64]endedSession{}
 	procOf := map[string]*replicaProc{}
@@ -274,7 +275,14 @@ func (sl *sessionLoad) check(t *testing.T, n *nemesis) {
 	for _, e := range byID {
 		p := procOf[e.Client]
 		rng := rand.New(rand.NewPCG(uint64(e.Session), 0))
-		deadline := e.At.Add(sessionTimeout + 5*time.Second)
+		// A session is over when the ensemble expires it: a timeout after
+		// its end was seen, or, since every new leader grants each session a
+		// full timeout, after the last leader change (the faults' end).
+		deadline := e.At
+		if quiet.After(deadline) {
+			deadline = quiet
+		}
+		deadline = deadline.Add(sessionTimeout + 5*time.Second)
 		for {
 			present, ok := sl.present(context.Background(), rng, e.Ephemeral)
 			if ok && !present {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/zooraft/zoo"
 	"github.com/zooraft/zoo/internal/netns"
+	"github.com/zooraft/zoo/internal/testkit"
 )
 
 // The crash test runs each replica as a separate OS process: the test binary
@@ -442,23 +443,12 @@ func dumpChildren(ctx context.Context, s *zoo.Session, parent string) (map[strin
 }
 
 // freeLoopbackAddrs returns n distinct 127.0.0.1 addresses that were free a
-// moment ago (listeners opened together, then closed).
+// moment ago, below the ephemeral port range (testkit.FreePorts).
 func freeLoopbackAddrs(tb testing.TB, n int) []string {
 	tb.Helper()
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
 	var addrs []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
+	for _, p := range testkit.FreePorts(tb, n) {
+		addrs = append(addrs, fmt.Sprintf("127.0.0.1:%d", p))
 	}
 	return addrs
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -62,23 +61,11 @@ type ensemble struct {
 	members []*member
 }
 
-// freePorts reserves n loopback ports.
+// freePorts reserves n loopback ports (below the ephemeral range, so no
+// outgoing connection takes one before its server binds it).
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
+	return testkit.FreePorts(t, n)
 }
 
 // startEnsemble writes n configs from ZooKeeper's usual template (as seed 004
