@@ -141,7 +141,38 @@ func runCompare(base benchConfig, shapes []benchShape, rounds int, stdout, stder
 		}
 	}
 	printCompare(stdout, base, shapes, systems, results, rounds)
+	printMemory(stdout, systems)
 	return nil
+}
+
+// printMemory prints the resident memory of each system's servers after
+// the run, from /proc.
+func printMemory(w io.Writer, systems []*compareSystem) {
+	var mib []float64
+	for _, s := range systems {
+		total := 0.0
+		for _, p := range s.procs {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Process.Pid))
+			if err != nil {
+				return // not Linux, or gone: no figure rather than a wrong one
+			}
+			for _, l := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+					kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+					total += kb / 1024
+				}
+			}
+		}
+		mib = append(mib, total)
+	}
+	fmt.Fprintf(w, "resident memory of the 3 servers after the run:")
+	for i, s := range systems {
+		fmt.Fprintf(w, " %s %.0f MiB", s.name, mib[i])
+	}
+	if len(mib) == 2 && mib[1] > 0 {
+		fmt.Fprintf(w, " (ratio %.2f)", mib[0]/mib[1])
+	}
+	fmt.Fprintln(w)
 }
 
 // compareMissing names what Apache ZooKeeper needs and is not installed.

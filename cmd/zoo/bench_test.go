@@ -107,7 +107,8 @@ func TestBenchCompare(t *testing.T) {
 		t.Fatalf("zoo bench %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 5 || !strings.Contains(lines[1], "zookeeper ops/s") || !strings.Contains(lines[1], "ratio") ||
+	if len(lines) != 6 || !strings.Contains(lines[5], "resident memory of the 3 servers after the run: zoo ") ||
+		!strings.Contains(lines[5], "(ratio ") || !strings.Contains(lines[1], "zookeeper ops/s") || !strings.Contains(lines[1], "ratio") ||
 		!strings.HasPrefix(lines[2], "set=1@2 ") || !strings.HasPrefix(lines[3], "get=90,set=10@4 ") {
 		t.Fatalf("table:\n%s", out.String())
 	}
