@@ -192,6 +192,7 @@ public class CuratorSeed {
         PersistentNode pn = new PersistentNode(a, CreateMode.EPHEMERAL, false, "/curator/pn", bytes("here"));
         pn.start();
         check(pn.waitForInitialCreate(10, TimeUnit.SECONDS), "persistent node created");
+        b.sync().forPath("/curator/pn"); // b's server may not have applied a's create yet
         check(b.checkExists().forPath("/curator/pn") != null, "b sees the persistent node");
         a.create().withMode(CreateMode.EPHEMERAL).forPath("/curator/eph");
         pn.close();
