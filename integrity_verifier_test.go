@@ -86,8 +86,8 @@ func TestVerifierCatchesStorageCorruptionOnline(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the corrupted range was not caught")
 	}
-	if n := e.verifierCounts.snapshot().StorageMismatches; n != 1 {
-		t.Errorf("%d storage mismatches counted, want 1", n)
+	if n := e.verifierCounts.snapshot().StorageMismatches; n < 1 {
+		t.Errorf("%d storage mismatches counted, want at least 1", n)
 	}
 	var ce *CorruptionError
 	if err := e.Failure(); !errors.As(err, &ce) || !errors.Is(err, errChecksum) ||
