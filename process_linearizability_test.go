@@ -198,7 +198,7 @@ func regOp(pc *processCluster, p *replicaProc, h *lincheck.History, client int, 
 	switch op := rng.IntN(3); op {
 	case 0:
 		call := h.Now()
-		code, body, err := pc.do(ctx, http.MethodGet, p, "reg", url.Values{"path": {path}}, "")
+		code, body, err := pc.do(ctx, http.MethodGet, p, "znode", url.Values{"path": {path}}, "")
 		var st regState
 		if err != nil || code != http.StatusOK || json.Unmarshal([]byte(body), &st) != nil {
 			return // a failed read changed nothing
@@ -212,8 +212,8 @@ func regOp(pc *processCluster, p *replicaProc, h *lincheck.History, client int, 
 			version = in.Version
 		}
 		call := h.Now()
-		code, body, err := pc.do(ctx, http.MethodPost, p, "reg",
-			url.Values{"path": {path}, "version": {strconv.Itoa(int(version))}}, value)
+		code, body, err := pc.do(ctx, http.MethodPost, p, "znode",
+			url.Values{"op": {"set"}, "path": {path}, "version": {strconv.Itoa(int(version))}}, value)
 		var st regState
 		switch {
 		case err == nil && code == http.StatusOK && json.Unmarshal([]byte(body), &st) == nil:

@@ -138,10 +138,25 @@ type controlStatus struct {
 	AppliedIndex uint64
 }
 
+// controlStatusOf is the HTTP status of a failed control request: 404 no
+// node, 409 node exists, 412 bad version (each: the write did not
+// happen), 503 anything else (the outcome may be unknown).
+func controlStatusOf(err error) int {
+	switch {
+	case errors.Is(err, zoo.ErrNoNode):
+		return http.StatusNotFound
+	case errors.Is(err, zoo.ErrNodeExists):
+		return http.StatusConflict
+	case errors.Is(err, zoo.ErrBadVersion):
+		return http.StatusPreconditionFailed
+	}
+	return http.StatusServiceUnavailable
+}
+
 func (c *controlServer) handler() http.Handler {
 	mux := http.NewServeMux()
-	// Writes answer 200 only after zoo returned success; 409 node exists, 404
-	// no node; 503 anything else (the outcome may be unknown).
+	// Writes answer 200 only after zoo returned success, else
+	// controlStatusOf's code.
 	write := func(w http.ResponseWriter, r *http.Request, op func(context.Context, *zoo.Session, []byte) error) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
@@ -154,15 +169,8 @@ func (c *controlServer) handler() http.Handler {
 		if err == nil {
 			err = op(ctx, s, data)
 		}
-		switch {
-		case err == nil:
-			w.WriteHeader(http.StatusOK)
-		case errors.Is(err, zoo.ErrNodeExists):
-			http.Error(w, err.Error(), http.StatusConflict)
-		case errors.Is(err, zoo.ErrNoNode):
-			http.Error(w, err.Error(), http.StatusNotFound)
-		default:
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if err != nil {
+			http.Error(w, err.Error(), controlStatusOf(err))
 		}
 	}
 	// POST /create?path=P, body = data: a persistent create.
@@ -244,54 +252,9 @@ func (c *controlServer) handler() http.Handler {
 		}
 		json.NewEncoder(w).Encode(out)
 	})
-	// POST /reg?path=P&version=V, body = data: setData expecting version V
-	// (-1: any), for the linearizability check; 200 with the new version,
-	// 412 bad version, 503 anything else (the outcome may be unknown).
-	mux.HandleFunc("POST /reg", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		data, _ := io.ReadAll(r.Body)
-		version, err := strconv.Atoi(r.URL.Query().Get("version"))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		s, err := c.session(ctx)
-		var st zoo.Stat
-		if err == nil {
-			st, err = s.Set(ctx, r.URL.Query().Get("path"), data, int32(version))
-		}
-		switch {
-		case err == nil:
-			json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
-		case errors.Is(err, zoo.ErrBadVersion):
-			http.Error(w, err.Error(), http.StatusPreconditionFailed)
-		default:
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		}
-	})
-	// GET /reg?path=P: sync, then the node's data and version.
-	mux.HandleFunc("GET /reg", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		s, err := c.session(ctx)
-		if err == nil {
-			err = s.Sync(ctx, "/")
-		}
-		var data []byte
-		var st zoo.Stat
-		if err == nil {
-			data, st, err = s.Get(ctx, r.URL.Query().Get("path"))
-		}
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
-	})
 	// POST /znode?op=create|set|delete&path=P&version=V, body = data: one
-	// write for the znode model; 200 with the version made, 404 no node,
-	// 409 node exists, 412 bad version, 503 anything else (unknown).
+	// write of the register and znode loads (version -1: any); 200 with the
+	// version made, else controlStatusOf's code.
 	mux.HandleFunc("POST /znode", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
@@ -317,18 +280,11 @@ func (c *controlServer) handler() http.Handler {
 				return
 			}
 		}
-		switch {
-		case err == nil:
-			json.NewEncoder(w).Encode(regState{Version: st.Version})
-		case errors.Is(err, zoo.ErrNoNode):
-			http.Error(w, err.Error(), http.StatusNotFound)
-		case errors.Is(err, zoo.ErrNodeExists):
-			http.Error(w, err.Error(), http.StatusConflict)
-		case errors.Is(err, zoo.ErrBadVersion):
-			http.Error(w, err.Error(), http.StatusPreconditionFailed)
-		default:
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if err != nil {
+			http.Error(w, err.Error(), controlStatusOf(err))
+			return
 		}
+		json.NewEncoder(w).Encode(regState{Version: st.Version})
 	})
 	// GET /znode?path=P: sync, then the node's data and version; 404 if
 	// absent.
@@ -344,14 +300,11 @@ func (c *controlServer) handler() http.Handler {
 		if err == nil {
 			data, st, err = s.Get(ctx, r.URL.Query().Get("path"))
 		}
-		switch {
-		case err == nil:
-			json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
-		case errors.Is(err, zoo.ErrNoNode):
-			http.Error(w, err.Error(), http.StatusNotFound)
-		default:
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		if err != nil {
+			http.Error(w, err.Error(), controlStatusOf(err))
+			return
 		}
+		json.NewEncoder(w).Encode(regState{Data: string(data), Version: st.Version})
 	})
 	// POST /transfer: hand leadership to another up-to-date voter.
 	mux.HandleFunc("POST /transfer", func(w http.ResponseWriter, r *http.Request) {
@@ -399,7 +352,7 @@ func (c *controlServer) handler() http.Handler {
 	return mux
 }
 
-// regState is a register's data and version, as /reg answers.
+// regState is a znode's data and version, as /znode answers.
 type regState struct {
 	Data    string
 	Version int32
