@@ -146,24 +146,15 @@ func runCompare(base benchConfig, shapes []benchShape, rounds int, stdout, stder
 }
 
 // printMemory prints the resident memory of each system's servers after
-// the run, from /proc.
+// the run.
 func printMemory(w io.Writer, systems []*compareSystem) {
 	var mib []float64
 	for _, s := range systems {
-		total := 0.0
-		for _, p := range s.procs {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Process.Pid))
-			if err != nil {
-				return // not Linux, or gone: no figure rather than a wrong one
-			}
-			for _, l := range strings.Split(string(b), "\n") {
-				if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-					kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-					total += kb / 1024
-				}
-			}
+		m, ok := residentMiB(s.procs)
+		if !ok {
+			return // not Linux, or gone: no figure rather than a wrong one
 		}
-		mib = append(mib, total)
+		mib = append(mib, m)
 	}
 	fmt.Fprintf(w, "resident memory of the 3 servers after the run:")
 	for i, s := range systems {
@@ -173,6 +164,28 @@ func printMemory(w io.Writer, systems []*compareSystem) {
 		fmt.Fprintf(w, " (ratio %.2f)", mib[0]/mib[1])
 	}
 	fmt.Fprintln(w)
+}
+
+// residentMiB sums the resident memory of processes, from /proc; false if
+// one cannot be read.
+func residentMiB(cmds []*exec.Cmd) (float64, bool) {
+	total := 0.0
+	for _, c := range cmds {
+		if c == nil || c.Process == nil {
+			return 0, false
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Process.Pid))
+		if err != nil {
+			return 0, false
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				total += kb / 1024
+			}
+		}
+	}
+	return total, true
 }
 
 // compareMissing names what Apache ZooKeeper needs and is not installed.

@@ -227,16 +227,7 @@ func (s *cliSession) dial(ctx context.Context, network, addr string) (net.Conn, 
 	if err != nil || s.tls == nil {
 		return nc, err
 	}
-	conf := s.tls.Clone()
-	if host, _, err := net.SplitHostPort(addr); err == nil {
-		conf.ServerName = host
-	}
-	tc := tls.Client(nc, conf)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
-	}
-	return tc, nil
+	return clientTLS(ctx, nc, addr, s.tls)
 }
 
 // cliTLS builds the client TLS of the -tls-* flags; nil without them.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -115,15 +116,9 @@ func fourLetterWord(addr, word string, conf *tls.Config) ([]string, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(dialTimeout))
 	if conf != nil {
-		conf = conf.Clone()
-		if conf.ServerName == "" {
-			conf.ServerName, _, _ = net.SplitHostPort(addr)
+		if c, err = clientTLS(context.Background(), c, addr, conf); err != nil {
+			return nil, err
 		}
-		tc := tls.Client(c, conf)
-		if err := tc.Handshake(); err != nil {
-			return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
-		}
-		c = tc
 	}
 	if _, err := c.Write([]byte(word)); err != nil {
 		return nil, err
@@ -134,4 +129,20 @@ func fourLetterWord(addr, word string, conf *tls.Config) ([]string, error) {
 		lines = append(lines, sc.Text())
 	}
 	return lines, sc.Err()
+}
+
+// clientTLS secures a dialled client connection to addr with conf, checking
+// the server's certificate names conf.ServerName or, without one, the host
+// dialled. nc is closed on failure.
+func clientTLS(ctx context.Context, nc net.Conn, addr string, conf *tls.Config) (net.Conn, error) {
+	conf = conf.Clone()
+	if conf.ServerName == "" {
+		conf.ServerName, _, _ = net.SplitHostPort(addr)
+	}
+	tc := tls.Client(nc, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
+	}
+	return tc, nil
 }

@@ -56,7 +56,8 @@ func BenchmarkVsZooKeeper(b *testing.B) {
 					})
 				}
 			}
-			b.Logf("%s: resident memory of the 3 servers after the run: %.0f MB", sys.name, rssMB(cmds))
+			mib, _ := residentMiB(cmds)
+			b.Logf("%s: resident memory of the 3 servers after the run: %.0f MiB", sys.name, mib)
 		})
 	}
 }
@@ -190,25 +191,4 @@ func startZooKeeper(b *testing.B, java string, n int) ([]string, []*exec.Cmd) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// rssMB sums the resident memory of processes, from /proc.
-func rssMB(cmds []*exec.Cmd) float64 {
-	total := 0.0
-	for _, c := range cmds {
-		if c == nil || c.Process == nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Process.Pid))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				total += kb / 1024
-			}
-		}
-	}
-	return total
 }
