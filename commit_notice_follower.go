@@ -50,7 +50,7 @@ type noticeTransport struct {
 	// later with send, or answer it itself: the identity guard holds back
 	// the vote requests of a replica not yet known to be itself
 	// (identity.go).
-	hold func(raft.RPC) bool
+	hold func(rpc raft.RPC, send func(raft.RPC) bool) bool
 }
 
 // noticeTransportPreVote keeps raft's pre-vote for inner transports that
@@ -63,7 +63,7 @@ func (t noticeTransportPreVote) RequestPreVote(id raft.ServerID, target raft.Ser
 
 // newNoticeTransport wraps inner. It returns the transport to give raft and
 // the wrapper to send notices to.
-func newNoticeTransport(inner raft.Transport, hold func(raft.RPC) bool) (raft.Transport, *noticeTransport) {
+func newNoticeTransport(inner raft.Transport, hold func(rpc raft.RPC, send func(raft.RPC) bool) bool) (raft.Transport, *noticeTransport) {
 	t := &noticeTransport{
 		Transport: inner,
 		hold:      hold,
@@ -136,7 +136,7 @@ func (t *noticeTransport) run() {
 					forwarded.index, forwarded.term = last.Index, last.Term
 				}
 			}
-			if t.hold != nil && t.hold(rpc) {
+			if t.hold != nil && t.hold(rpc, t.send) {
 				continue
 			}
 			if !t.send(rpc) {

@@ -15,9 +15,15 @@ import (
 type Config struct {
 	// ID names this replica in the ensemble. Default "1".
 	ID string
-	// Dir holds the raft log (bbolt) and snapshots. Empty means in memory: nothing
-	// survives Close. A Dir may be opened by one process at a time.
+	// Dir holds the raft log, raft.db (bbolt: raft's term and vote, the dir's
+	// identity) and snapshots. Empty means in memory: nothing survives Close. A
+	// Dir may be opened by one process at a time.
 	Dir string
+	// LogStore is where Dir keeps the raft log: [LogStoreWAL] (the default
+	// for a fresh Dir) or [LogStoreBolt]. A Dir keeps the store it was created
+	// with (one from before the WAL, raft.db); asking for the other is an
+	// error. Empty: whichever the Dir has.
+	LogStore LogStore
 	// BindAddr is the TCP address replicas use to reach this one (raft and zoo's
 	// peer RPC share it). Empty with no Peers and no Transport means an in-memory
 	// transport (a one-replica ensemble needs no network).
@@ -133,6 +139,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.SnapshotThreshold == 0 {
 		cfg.SnapshotThreshold = 8192
+	}
+	if cfg.LogStore != "" && cfg.LogStore != LogStoreWAL && cfg.LogStore != LogStoreBolt {
+		return cfg, &ConfigError{"LogStore", fmt.Sprintf("%q is neither %q nor %q", cfg.LogStore, LogStoreWAL, LogStoreBolt)}
 	}
 	if cfg.SnapshotsRetained == 0 {
 		cfg.SnapshotsRetained = 2

@@ -24,16 +24,18 @@ import (
 // Ensemble is one replica of a zoo ensemble. It serves sessions created on it:
 // reads from its local copy of the tree, writes through the raft leader.
 type Ensemble struct {
-	cfg       Config
-	logger    *slog.Logger
-	raft      *raft.Raft
-	fsm       *fsm
-	watches   *watchRegistry
-	transport Transport
-	notices   *noticeTransport // slips commit notices into raft (commit_notice_follower.go)
-	logs      raft.LogStore
-	closeLogs func() error
-	tracker   *sessionTracker
+	cfg         Config
+	logger      *slog.Logger
+	raft        *raft.Raft
+	fsm         *fsm
+	watches     *watchRegistry
+	transport   Transport
+	notices     *noticeTransport // slips commit notices into raft (commit_notice_follower.go)
+	logs        raft.LogStore
+	closeLogs   func() error // the log store (the WAL, or raft.db)
+	closeStable func() error // raft.db
+	logPath     string       // where the raft log is, for errors
+	tracker     *sessionTracker
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -128,13 +130,14 @@ func (e *Ensemble) open() error {
 	return nil
 }
 
-// openStores opens the raft log (bbolt behind a cache of recent entries),
-// the stable store and the snapshots in Dir, or in memory without one.
+// openStores opens raft.db (the stable store), the raft log (logstore.go)
+// behind a cache of recent entries, and the snapshots in Dir, or all in
+// memory without one.
 func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.SnapshotStore, error) {
 	cfg := e.cfg
 	if cfg.Dir == "" {
 		mem := raft.NewInmemStore()
-		e.logs = mem
+		e.logs, e.logPath = mem, "the in-memory raft log"
 		return mem, raft.NewInmemSnapshotStore(), nil
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
@@ -148,17 +151,23 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 		}
 		return nil, nil, fmt.Errorf("zoo: open raft log %s: %w", path, err)
 	}
+	e.closeStable = store.Close
+	logs, logPath, err := e.openLogStore(store, hlog)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.logPath = logPath
 	// Recent entries from memory: the leader reads every entry back to
 	// replicate it, and followers check the previous entry of each append.
-	// raft -> the cache -> the verifier -> bbolt: the verifier sees every
-	// entry written and reads back from disk, never from the cache.
-	e.verifier = e.verifiedLog(store)
+	// raft -> the cache -> the verifier -> the log store: the verifier sees
+	// every entry written and reads back from disk, never from the cache.
+	e.verifier = e.verifiedLog(logs)
+	e.closeLogs = e.verifier.Close // and the log store
 	cached, err := raft.NewLogCache(logCacheSize, e.verifier)
 	if err != nil {
-		e.verifier.Close() // and store
 		return nil, nil, fmt.Errorf("zoo: raft log cache: %w", err)
 	}
-	e.logs, e.closeLogs = cached, e.verifier.Close
+	e.logs = cached
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, cfg.SnapshotsRetained, hlog)
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo: open snapshots in %s: %w", cfg.Dir, err)
@@ -170,6 +179,14 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	}
 	if e.instance, err = claimDir(store, cfg.ID, cfg.Dir, existing); err != nil {
 		return nil, nil, err
+	}
+	if f, ok := logs.(*walLog); ok {
+		if err := claimWAL(f.WAL, store, cfg.ID, cfg.Dir, e.instance); err != nil {
+			return nil, nil, err
+		}
+		if err := f.checkFloor(); err != nil {
+			return nil, nil, err
+		}
 	}
 	id, err := loadEnsembleID(store)
 	if err != nil {
@@ -210,7 +227,7 @@ func (e *Ensemble) newStateMachine() {
 	e.watches = newWatchRegistry()
 	e.fsm = newFSM(e.watches, e.logger)
 	e.fsm.onSessionsEnded = e.sessionsEnded
-	e.fsm.store = logStoreName(e.cfg)
+	e.fsm.store = e.logPath
 	e.fsm.onBroken = func(c *CorruptionError) { e.stopServing(c) }
 	e.commits = newCommitBroadcaster(e)
 	if e.cfg.hooks == nil || !e.cfg.hooks.noCommitBroadcast {
@@ -380,6 +397,12 @@ func (e *Ensemble) release() {
 			e.closeErr = err
 		}
 		e.closeLogs = nil
+	}
+	if e.closeStable != nil {
+		if err := e.closeStable(); err != nil && e.closeErr == nil {
+			e.closeErr = err
+		}
+		e.closeStable = nil
 	}
 }
 

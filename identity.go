@@ -267,20 +267,22 @@ func (e *Ensemble) isMember() bool {
 // its data dir is the one the ensemble recorded for it, unless the candidate
 // holds nothing beyond the bootstrap configuration (a new ensemble's first
 // election). It asks the candidate for the record first (checkVote).
-func (e *Ensemble) holdVote(rpc raft.RPC) bool {
+// send hands the request to raft later: it is the transport's, as
+// e.notices is not set yet when the first request may arrive.
+func (e *Ensemble) holdVote(rpc raft.RPC, send func(raft.RPC) bool) bool {
 	req, ok := rpc.Command.(*raft.RequestVoteRequest)
 	if !ok || e.instance == nil || e.verified.Load() || req.LastLogIndex <= 1 {
 		return false
 	}
 	candidate := raft.ServerAddress(append([]byte(nil), req.Addr...))
-	go e.checkVote(rpc, candidate)
+	go e.checkVote(rpc, candidate, send)
 	return true
 }
 
 // checkVote asks the candidate what it recorded for this replica: nothing or
 // this data dir, and raft gets the request; another dir stops the replica;
 // no answer refuses the vote.
-func (e *Ensemble) checkVote(rpc raft.RPC, candidate raft.ServerAddress) {
+func (e *Ensemble) checkVote(rpc raft.RPC, candidate raft.ServerAddress, send func(raft.RPC) bool) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.cfg.TickTime)
 	defer cancel()
 	inst, known, err := e.askMemberRecord(ctx, candidate)
@@ -295,6 +297,6 @@ func (e *Ensemble) checkVote(rpc raft.RPC, candidate raft.ServerAddress) {
 		if known {
 			e.verified.Store(true)
 		}
-		e.notices.send(rpc)
+		send(rpc)
 	}
 }

@@ -41,14 +41,6 @@ func (e *CorruptionError) Error() string {
 // Unwrap gives the cause and ErrConnectionLoss.
 func (e *CorruptionError) Unwrap() []error { return []error{e.Err, ErrConnectionLoss} }
 
-// logStoreName names the store log entries are read from, for errors.
-func logStoreName(cfg Config) string {
-	if cfg.Dir == "" {
-		return "the in-memory raft log"
-	}
-	return cfg.Dir + "/raft.db"
-}
-
 // stopServing takes this replica out of service for good: it leaves the
 // ensemble's quorum (its raft stops, so it neither votes nor acknowledges
 // entries), and every call, Failure and Stopped report err, which says what

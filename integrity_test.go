@@ -3,7 +3,9 @@ package zoo_test
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,12 +49,15 @@ func rewriteLogEntry(t *testing.T, dir string, want, repl []byte) uint64 {
 	return index
 }
 
-// A byte changed in a stored log entry (same length, so only its checksum
-// can tell) stops that replica when it replays the entry: it serves neither
-// the altered data nor anything after it, and says which entry of which file
-// is corrupt; the other replicas carry on.
+// onRaftDB keeps every replica's log in raft.db.
+var onRaftDB = zootest.Options{Configure: func(_ int, cfg *zoo.Config) { cfg.LogStore = zoo.LogStoreBolt }}
+
+// A byte changed in a log entry stored in raft.db (same length, so only its
+// checksum can tell) stops that replica when it replays the entry: it serves
+// neither the altered data nor anything after it, and says which entry of
+// which file is corrupt; the other replicas carry on.
 func TestFlippedLogEntryStopsTheReplica(t *testing.T) {
-	c := newCluster(t, 3, zootest.Options{})
+	c := newCluster(t, 3, onRaftDB)
 	ctx := testkit.Context(t)
 	leader := c.WaitLeader()
 	f := followers(c, leader)[0]
@@ -85,6 +90,56 @@ func TestFlippedLogEntryStopsTheReplica(t *testing.T) {
 		t.Fatal("the corrupt replica opened a session")
 	}
 	// The others still serve the original data, and take writes.
+	data, _, err := s.Get(ctx, "/victim")
+	if err != nil || !bytes.Equal(data, original) {
+		t.Fatalf("the leader's /victim = %q, %v", data, err)
+	}
+	mustCreate(t, ctx, s, "/still-writable", nil, zoo.ModePersistent)
+}
+
+// A byte changed in a log entry stored in the WAL keeps that replica from
+// starting: its batch fails the checksum raft-wal wrote with it, and the
+// error names the segment file. The other replicas carry on.
+func TestFlippedWALEntryRefusesToStart(t *testing.T) {
+	c := newCluster(t, 3, zootest.Options{})
+	ctx := testkit.Context(t)
+	leader := c.WaitLeader()
+	f := followers(c, leader)[0]
+	s := sess(t, c, leader)
+	original, altered := []byte("ORIGINAL-DATA-5be21d"), []byte("ALTERED!-DATA-5be21d")
+	mustCreate(t, ctx, s, "/victim", original, zoo.ModePersistent)
+	testkit.Eventually(t, 10*time.Second, "the follower applied the write", func() bool {
+		return existsOn(t, ctx, c, f, "/victim")
+	})
+	mustCreate(t, ctx, s, "/after", nil, zoo.ModePersistent) // a later batch
+	testkit.Eventually(t, 10*time.Second, "the follower applied the later write", func() bool {
+		return existsOn(t, ctx, c, f, "/after")
+	})
+
+	c.Stop(f)
+	segments, _ := filepath.Glob(filepath.Join(c.Dir(f), "wal", "*.wal"))
+	var changed string
+	for _, path := range segments {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := bytes.Index(b, original); i >= 0 {
+			copy(b[i:], altered)
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			changed = path
+		}
+	}
+	if changed == "" {
+		t.Fatalf("no WAL segment of %s holds %q", c.Dir(f), original)
+	}
+	err := c.Start(f)
+	var ce *zoo.CorruptionError
+	if !errors.As(err, &ce) || ce.Store != changed || !strings.Contains(err.Error(), "CRC-32C") {
+		t.Fatalf("Start: %v, want a CorruptionError naming %s", err, changed)
+	}
 	data, _, err := s.Get(ctx, "/victim")
 	if err != nil || !bytes.Equal(data, original) {
 		t.Fatalf("the leader's /victim = %q, %v", data, err)

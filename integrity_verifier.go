@@ -96,13 +96,13 @@ func (e *Ensemble) recheckRange(rng verifier.LogRange) *CorruptionError {
 			if errors.Is(err, raft.ErrLogNotFound) {
 				continue // compacted meanwhile
 			}
-			return &CorruptionError{What: fmt.Sprintf("log entry %d", i), Index: i, Store: logStoreName(e.cfg), Err: err}
+			return &CorruptionError{What: fmt.Sprintf("log entry %d", i), Index: i, Store: e.logPath, Err: err}
 		}
 		if l.Type != raft.LogCommand {
 			continue
 		}
 		if _, err := decodeCommand(l.Data); err != nil {
-			return &CorruptionError{What: fmt.Sprintf("log entry %d", i), Index: i, Store: logStoreName(e.cfg),
+			return &CorruptionError{What: fmt.Sprintf("log entry %d", i), Index: i, Store: e.logPath,
 				Err: fmt.Errorf("%w (read back for the log verifier's range %s)", err, rng)}
 		}
 	}

@@ -43,13 +43,20 @@ func overwriteInFile(t *testing.T, path string, want, repl []byte) {
 	}
 }
 
-// Bytes of raft.db changed under a running replica, after it applied them:
-// the next checkpoint's read-back sees the range's checksum differ, the
-// replica reads the range back entry by entry, and stops with a
-// CorruptionError naming the entry that fails its own checksum.
+// Bytes of the log changed under a running replica, after it applied them
+// (in raft.db, or in a WAL segment): the next checkpoint's read-back sees the
+// range's checksum differ, the replica reads the range back entry by entry,
+// and stops with a CorruptionError naming the entry that fails its own
+// checksum.
 func TestVerifierCatchesStorageCorruptionOnline(t *testing.T) {
+	for _, store := range []LogStore{LogStoreBolt, LogStoreWAL} {
+		t.Run(string(store), func(t *testing.T) { testVerifierCatchesStorageCorruption(t, store) })
+	}
+}
+
+func testVerifierCatchesStorageCorruption(t *testing.T, store LogStore) {
 	dir := t.TempDir()
-	e, err := Open(Config{Dir: dir, TickTime: 200 * time.Millisecond, hooks: &testHooks{noCheckpoints: true}})
+	e, err := Open(Config{Dir: dir, LogStore: store, TickTime: 200 * time.Millisecond, hooks: &testHooks{noCheckpoints: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,13 @@ func TestVerifierCatchesStorageCorruptionOnline(t *testing.T) {
 	if _, err := s.Create(ctx, "/later", original, ModePersistent, nil); err != nil {
 		t.Fatal(err)
 	}
-	overwriteInFile(t, filepath.Join(dir, "raft.db"), original, []byte("CHANGED-BYTES-4d1c8e"))
+	files := []string{filepath.Join(dir, "raft.db")}
+	if store == LogStoreWAL {
+		files, _ = filepath.Glob(filepath.Join(dir, walDirName, "*.wal"))
+	}
+	for _, path := range files {
+		overwriteInFile(t, path, original, []byte("CHANGED-BYTES-4d1c8e"))
+	}
 	e.applyAsLeader(ctx, encodeCommand(&command{op: opCheckpoint})) // verifies [second, third)
 	select {
 	case <-e.Stopped():

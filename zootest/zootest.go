@@ -241,6 +241,16 @@ func (c *Cluster) Restart(i int) *zoo.Ensemble {
 	return c.Replica(i)
 }
 
+// Start starts stopped replica i from its data dir, and returns Open's
+// error: for tests of a replica that must refuse to start.
+func (c *Cluster) Start(i int) error {
+	c.t.Helper()
+	if c.Replica(i) != nil {
+		return fmt.Errorf("zootest: replica %d is running", i)
+	}
+	return c.start(i, false)
+}
+
 // AddReplica starts a new, empty replica, adds it as an observer, waits until
 // it caught up with the leader, then promotes it to voter (a voter that is far
 // behind would weaken the quorum while it catches up). Returns its index.

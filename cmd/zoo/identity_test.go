@@ -15,6 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	wal "github.com/hashicorp/raft-wal"
 	"go.etcd.io/bbolt"
 
 	"github.com/zooraft/zoo"
@@ -204,20 +205,46 @@ func TestMemberOnAnotherEnsemblesDirIsRefused(t *testing.T) {
 	}
 	a.stop(imposter, syscall.SIGTERM)
 
-	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(theirDir, "raft.db"), BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second}})
-	if err != nil {
-		t.Fatal(err)
+	entries := logEntries(t, theirDir)
+	if len(entries) == 0 {
+		t.Fatalf("B's member's log in %s holds no entries: the check below would not check", theirDir)
 	}
-	defer store.Close()
+	for _, l := range entries {
+		if bytes.Contains(l.Data, []byte("/written-by-a")) {
+			t.Fatalf("B's member's log holds A's entry %d: A's leader overwrote it", l.Index)
+		}
+	}
+}
+
+// logEntries reads a stopped replica's raft log: from its WAL, or from
+// raft.db in a dir that keeps it there.
+func logEntries(t *testing.T, dir string) []raft.Log {
+	t.Helper()
+	var store raft.LogStore
+	if _, err := os.Stat(filepath.Join(dir, "wal")); err == nil {
+		w, err := wal.Open(filepath.Join(dir, "wal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		store = w
+	} else {
+		db, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"), BoltOptions: &bbolt.Options{ReadOnly: true, Timeout: time.Second}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		store = db
+	}
 	first, _ := store.FirstIndex()
 	last, _ := store.LastIndex()
+	var out []raft.Log
 	for i := first; i <= last && i > 0; i++ {
 		var l raft.Log
 		if err := store.GetLog(i, &l); err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(l.Data, []byte("/written-by-a")) {
-			t.Fatalf("B's member's log holds A's entry %d: A's leader overwrote it", i)
-		}
+		out = append(out, l)
 	}
+	return out
 }
