@@ -60,7 +60,9 @@ type Config struct {
 	// Defaults 2 and 20 TickTimes.
 	MinSessionTimeout time.Duration
 	MaxSessionTimeout time.Duration
-	// SnapshotThreshold is the number of log entries between snapshots. Default 8192.
+	// SnapshotThreshold is the number of log entries between snapshots while
+	// the tree is small; for a tree of more than eight times as many znodes it
+	// is an eighth of the tree's size (see snapshot_schedule.go). Default 8192.
 	SnapshotThreshold uint64
 	// SnapshotsRetained is how many snapshots to keep on disk. Default 2.
 	SnapshotsRetained int

@@ -313,6 +313,7 @@ func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.goRun(e.registerLoop)
 	e.goRun(e.ensembleLoop)
 	e.goRun(e.checkpointLoop)
+	e.goRun(e.snapshotLoop)
 }
 
 // checkSelfListed refuses Peers that list this replica on another port than

@@ -1,7 +1,9 @@
 package zoo
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
@@ -208,5 +210,42 @@ func BenchmarkFSMMemory1M(b *testing.B) {
 		after := heapAfterGC()
 		b.ReportMetric(float64(after-before)/memBenchNodes, "bytes/znode")
 		runtime.KeepAlive(f)
+	}
+}
+
+// BenchmarkRestore1M times what a restart spends on the tree: a snapshot of
+// 1M znodes (as BenchmarkTreeMemory1M builds them) read, checked, decoded
+// and installed by the FSM. Run it with -benchtime=1x.
+func BenchmarkRestore1M(b *testing.B) {
+	t := newTree()
+	x := &txnCtx{time: 1}
+	for p := 0; p < memBenchNodes/1000; p++ {
+		parent := fmt.Sprintf("/p%06d", p)
+		for c := -1; c < 1000; c++ {
+			path, data := parent, []byte(nil)
+			if c >= 0 {
+				path, data = fmt.Sprintf("%s/c%06d", parent, c), make([]byte, treeBenchDataSize)
+			}
+			x.zxid++
+			x.changes = x.changes[:0]
+			if _, err := t.create(x, createReq{path: path, data: data, acl: OpenACL, mode: ModePersistent}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := (&fsmSnapshot{nodes: t.nodes.Clone(), applied: uint64(x.zxid)}).writeTo(&buf); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.ReportMetric(float64(buf.Len())/(1<<20), "snapshot-MiB")
+	for i := 0; i < b.N; i++ {
+		f := newFSM(newWatchRegistry(), slog.New(slog.DiscardHandler))
+		if err := f.Restore(io.NopCloser(bytes.NewReader(buf.Bytes()))); err != nil {
+			b.Fatal(err)
+		}
+		if got := f.tree.nodes.Len(); got < memBenchNodes {
+			b.Fatalf("restored %d nodes", got)
+		}
 	}
 }
