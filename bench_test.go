@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 )
 
 // Ensemble benchmarks: three replicas in this process, talking over real TCP
-// on loopback, each with a bbolt data dir (fsync on: raft-boltdb's default).
+// on loopback, each with a data dir on disk (fsync on).
 //
 // Every caller is a goroutine with its own Session. Sessions are spread over
 // the replicas in the order follower, leader, other follower, so with one
@@ -27,6 +28,8 @@ import (
 // Each sub-benchmark reports ops/s (all callers together) and the p50 and p99
 // latency of one call in microseconds. B/op and allocs/op count every
 // allocation in the process (all three replicas and raft), per call.
+//
+// ZOO_BENCH_LOG_STORE=bolt keeps the logs in raft.db instead of the WAL.
 //
 // Run:
 //
@@ -65,7 +68,7 @@ func newBenchEnsemble(b *testing.B) *benchEnsemble {
 	})
 	for _, p := range peers {
 		e, err := zoo.Open(zoo.Config{ID: p.ID, Dir: filepath.Join(base, p.ID), BindAddr: p.Addr,
-			Peers: peers, TickTime: benchTick})
+			Peers: peers, TickTime: benchTick, LogStore: zoo.LogStore(os.Getenv("ZOO_BENCH_LOG_STORE"))})
 		if err != nil {
 			b.Fatal(err)
 		}
