@@ -84,6 +84,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	compare := fs.Bool("compare", false, "start a 3-member zoo ensemble and, if installed, a 3-member Apache ZooKeeper, and run -shapes on each in turn (-server, -mix and -callers are not used)")
 	shapesFlag := fs.String("shapes", defaultShapes, "with -compare: `mix@callers;...` to run")
 	rounds := fs.Int("rounds", 3, "with -compare: measured rounds after the warm-up round (the table gives medians)")
+	failovers := fs.Int("failovers", 0, "with -compare: after the shapes, kill each ensemble's leader this many times, taking turns, and give the median time to the next successful write")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -132,10 +133,12 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			return usageErr("-shapes: %v", err)
 		case *rounds < 1:
 			return usageErr("-rounds %d: want at least 1", *rounds)
+		case *failovers < 0:
+			return usageErr("-failovers %d: want 0 or more", *failovers)
 		case *asJSON:
 			return usageErr("-json is not available with -compare yet")
 		}
-		if err := runCompare(cfg, shapes, *rounds, stdout, stderr); err != nil {
+		if err := runCompare(cfg, shapes, *rounds, *failovers, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "zoo bench -compare:", err)
 			return 1
 		}

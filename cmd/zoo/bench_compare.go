@@ -76,6 +76,7 @@ type compareSystem struct {
 	name    string
 	servers []string
 	procs   []*exec.Cmd
+	starts  []func() (*exec.Cmd, error) // start member i again (bench_failover.go)
 }
 
 func (s *compareSystem) stop() {
@@ -87,7 +88,7 @@ func (s *compareSystem) stop() {
 
 // runCompare starts the systems, runs every shape on each in turn for
 // warm-up and rounds, and prints the medians.
-func runCompare(base benchConfig, shapes []benchShape, rounds int, stdout, stderr io.Writer) error {
+func runCompare(base benchConfig, shapes []benchShape, rounds, failovers int, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "zoo-bench-compare-")
 	if err != nil {
 		return err
@@ -142,6 +143,9 @@ func runCompare(base benchConfig, shapes []benchShape, rounds int, stdout, stder
 	}
 	printCompare(stdout, base, shapes, systems, results, rounds)
 	printMemory(stdout, systems)
+	if failovers > 0 {
+		return runFailovers(systems, failovers, stdout, stderr)
+	}
 	return nil
 }
 
@@ -225,45 +229,66 @@ func startCompareEnsemble(dir, kind string, stderr io.Writer) (*compareSystem, e
 		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 			return sys, err
 		}
-		var cmd *exec.Cmd
-		if kind == "zoo" {
-			if cmd, err = zooCommand("server", "--config", cfg); err != nil {
-				return sys, err
+		logPath := filepath.Join(dir, fmt.Sprintf("%s.%d.log", kind, i))
+		start := func() (*exec.Cmd, error) {
+			var cmd *exec.Cmd
+			if kind == "zoo" {
+				if cmd, err = zooCommand("server", "--config", cfg); err != nil {
+					return nil, err
+				}
+			} else {
+				cmd = exec.Command(compareJava, "-Xmx2g", "-cp", "/usr/share/java/*",
+					"org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg)
 			}
-		} else {
-			cmd = exec.Command(compareJava, "-Xmx2g", "-cp", "/usr/share/java/*",
-				"org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg)
+			logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			if err != nil {
+				return nil, err
+			}
+			cmd.Stdout, cmd.Stderr = logf, logf
+			err = cmd.Start()
+			logf.Close()
+			return cmd, err
 		}
-		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s.%d.log", kind, i)))
+		cmd, err := start()
 		if err != nil {
 			return sys, err
 		}
-		cmd.Stdout, cmd.Stderr = logf, logf
-		err = cmd.Start()
-		logf.Close()
-		if err != nil {
-			return sys, err
-		}
+		sys.starts = append(sys.starts, start)
 		sys.procs = append(sys.procs, cmd)
 		sys.servers = append(sys.servers, net.JoinHostPort("127.0.0.1", strconv.Itoa(client)))
 	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		var modes []string
-		for _, a := range sys.servers {
-			lines, _ := fourLetterWord(a, "srvr", nil)
-			for _, l := range lines {
-				if v, ok := strings.CutPrefix(l, "Mode: "); ok {
-					modes = append(modes, v)
-				}
+	if err := sys.waitLeader(90 * time.Second); err != nil {
+		return sys, fmt.Errorf("%w (logs in %s)", err, dir)
+	}
+	fmt.Fprintf(stderr, "zoo bench: %s ensemble up at %s\n", kind, strings.Join(sys.servers, ","))
+	return sys, nil
+}
+
+// modes asks each member for its mode ("leader", "follower", "" when it
+// does not answer).
+func (s *compareSystem) modes() []string {
+	modes := make([]string, len(s.servers))
+	for i, a := range s.servers {
+		lines, _ := fourLetterWord(a, "srvr", nil)
+		for _, l := range lines {
+			if v, ok := strings.CutPrefix(l, "Mode: "); ok {
+				modes[i] = v
 			}
 		}
-		if len(modes) == 3 && slices.Contains(modes, "leader") {
-			fmt.Fprintf(stderr, "zoo bench: %s ensemble up at %s\n", kind, strings.Join(sys.servers, ","))
-			return sys, nil
+	}
+	return modes
+}
+
+// waitLeader waits until every member answers and one leads.
+func (s *compareSystem) waitLeader(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		modes := s.modes()
+		if !slices.Contains(modes, "") && slices.Contains(modes, "leader") {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return sys, fmt.Errorf("no leader after 90s (modes %v; logs in %s)", modes, dir)
+			return fmt.Errorf("no leader after %v (modes %q)", limit, modes)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
