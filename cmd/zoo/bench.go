@@ -40,6 +40,7 @@ type benchConfig struct {
 	duration    time.Duration
 	warmup      time.Duration
 	root        string
+	keep        bool // leave root in place (a filled tree)
 	progress    time.Duration
 }
 
@@ -84,6 +85,7 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 	compare := fs.Bool("compare", false, "start a 3-member zoo ensemble and, if installed, a 3-member Apache ZooKeeper, and run -shapes on each in turn (-server, -mix and -callers are not used)")
 	shapesFlag := fs.String("shapes", defaultShapes, "with -compare: `mix@callers;...` to run")
 	rounds := fs.Int("rounds", 3, "with -compare: measured rounds after the warm-up round (the table gives medians)")
+	fill := fs.Duration("fill", 0, "with -compare: after the shapes, fill each ensemble with creates at 256 callers for this long, then give its memory, sets at 256 on the big tree, and the time a restart of all members takes")
 	failovers := fs.Int("failovers", 0, "with -compare: after the shapes, kill each ensemble's leader this many times, taking turns, and give the median time to the next successful write")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -133,12 +135,14 @@ func benchCmd(args []string, stdout, stderr io.Writer) int {
 			return usageErr("-shapes: %v", err)
 		case *rounds < 1:
 			return usageErr("-rounds %d: want at least 1", *rounds)
+		case *fill < 0:
+			return usageErr("-fill %v: want 0 or more", *fill)
 		case *failovers < 0:
 			return usageErr("-failovers %d: want 0 or more", *failovers)
 		case *asJSON:
 			return usageErr("-json is not available with -compare yet")
 		}
-		if err := runCompare(cfg, shapes, *rounds, *failovers, stdout, stderr); err != nil {
+		if err := runCompare(cfg, shapes, *rounds, *fill, *failovers, stdout, stderr); err != nil {
 			fmt.Fprintln(stderr, "zoo bench -compare:", err)
 			return 1
 		}
@@ -217,7 +221,9 @@ func runBench(cfg benchConfig, stderr io.Writer) (*benchReport, error) {
 	if err := benchSetup(ctx, conns[0], cfg); err != nil {
 		return nil, err
 	}
-	defer benchCleanup(conns[0], cfg, stderr)
+	if !cfg.keep {
+		defer benchCleanup(conns[0], cfg, stderr)
+	}
 
 	var ops []string // one entry per unit of weight, to draw from
 	for _, op := range benchOps {

@@ -88,7 +88,7 @@ func (s *compareSystem) stop() {
 
 // runCompare starts the systems, runs every shape on each in turn for
 // warm-up and rounds, and prints the medians.
-func runCompare(base benchConfig, shapes []benchShape, rounds, failovers int, stdout, stderr io.Writer) error {
+func runCompare(base benchConfig, shapes []benchShape, rounds int, fill time.Duration, failovers int, stdout, stderr io.Writer) error {
 	dir, err := os.MkdirTemp("", "zoo-bench-compare-")
 	if err != nil {
 		return err
@@ -142,16 +142,20 @@ func runCompare(base benchConfig, shapes []benchShape, rounds, failovers int, st
 		}
 	}
 	printCompare(stdout, base, shapes, systems, results, rounds)
-	printMemory(stdout, systems)
+	printMemory(stdout, systems, "after the run")
+	if fill > 0 {
+		if err := runFill(base, systems, fill, rounds, stdout, stderr); err != nil {
+			return err
+		}
+	}
 	if failovers > 0 {
 		return runFailovers(systems, failovers, stdout, stderr)
 	}
 	return nil
 }
 
-// printMemory prints the resident memory of each system's servers after
-// the run.
-func printMemory(w io.Writer, systems []*compareSystem) {
+// printMemory prints the resident memory of each system's servers, when.
+func printMemory(w io.Writer, systems []*compareSystem, when string) {
 	var mib []float64
 	for _, s := range systems {
 		m, ok := residentMiB(s.procs)
@@ -160,7 +164,7 @@ func printMemory(w io.Writer, systems []*compareSystem) {
 		}
 		mib = append(mib, m)
 	}
-	fmt.Fprintf(w, "resident memory of the 3 servers after the run:")
+	fmt.Fprintf(w, "resident memory of the 3 servers %s:", when)
 	for i, s := range systems {
 		fmt.Fprintf(w, " %s %.0f MiB", s.name, mib[i])
 	}

@@ -103,16 +103,20 @@ func TestBenchCompare(t *testing.T) {
 	realzk.Need(t)
 	var out, errOut bytes.Buffer
 	args := []string{"-compare", "-rounds", "1", "-duration", "500ms", "-warmup", "0s", "-keys", "10",
-		"-shapes", "set=1@2;get=90,set=10@4", "-failovers", "1"}
+		"-shapes", "set=1@2;get=90,set=10@4", "-fill", "1s", "-failovers", "1"}
 	if code := benchCmd(args, &out, &errOut); code != 0 {
 		t.Fatalf("zoo bench %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 7 || !strings.Contains(lines[5], "resident memory of the 3 servers after the run: zoo ") ||
+	if len(lines) != 11 || !strings.Contains(lines[5], "resident memory of the 3 servers after the run: zoo ") ||
 		!strings.Contains(lines[5], "(ratio ") || !strings.Contains(lines[1], "zookeeper ops/s") || !strings.Contains(lines[1], "ratio") ||
 		!strings.HasPrefix(lines[2], "set=1@2 ") || !strings.HasPrefix(lines[3], "get=90,set=10@4 ") ||
-		!strings.HasPrefix(lines[6], "leader SIGKILL to the next successful write") || !strings.Contains(lines[6], " zoo ") ||
-		!strings.Contains(lines[6], " zookeeper ") || !strings.Contains(lines[6], "(ratio ") {
+		!strings.HasPrefix(lines[6], "fill, create=1@256 for 1s: zoo ") || !strings.Contains(lines[6], "znodes; zookeeper ") ||
+		!strings.HasPrefix(lines[7], "resident memory of the 3 servers with the filled trees: zoo ") ||
+		!strings.HasPrefix(lines[8], "set=1@256 on the filled tree, median of 1: zoo ") ||
+		!strings.HasPrefix(lines[9], "restart of all 3 members with the filled tree, to the first successful write: zoo ") ||
+		!strings.HasPrefix(lines[10], "leader SIGKILL to the next successful write") || !strings.Contains(lines[10], " zoo ") ||
+		!strings.Contains(lines[10], " zookeeper ") || !strings.Contains(lines[10], "(ratio ") {
 		t.Fatalf("table:\n%s", out.String())
 	}
 	for _, l := range lines[2:4] {
