@@ -32,9 +32,10 @@ type Ensemble struct {
 	transport   Transport
 	notices     *noticeTransport // slips commit notices into raft (commit_notice_follower.go)
 	logs        raft.LogStore
-	closeLogs   func() error // the log store (the WAL, or raft.db)
-	closeStable func() error // raft.db
-	logPath     string       // where the raft log is, for errors
+	closeLogs   func() error  // the log store (the WAL, or raft.db)
+	closeStable func() error  // raft.db
+	logPath     string        // where the raft log is, for errors
+	raftLease   time.Duration // raft's LeaderLeaseTimeout (leader_loss.go)
 	tracker     *sessionTracker
 
 	ctx    context.Context // cancelled by Close
@@ -244,9 +245,15 @@ func (e *Ensemble) raftConfig(hlog hclog.Logger) *raft.Config {
 	half := cfg.TickTime / 2
 	rc.HeartbeatTimeout = half
 	rc.ElectionTimeout = half
-	// A lease as long as the heartbeat timeout: a shorter one makes a leader on a
-	// busy machine step down for a single late heartbeat round.
+	// A lease as long as the heartbeat timeout for short ticks: a shorter one
+	// makes a leader on a busy machine step down for a single late heartbeat
+	// round. From a 1 s heartbeat timeout up (the default tick), half of it,
+	// raft's own ratio and still five heartbeat rounds: a follower that
+	// finds its leader dead lowers its timeout to the lease (leader_loss.go).
 	rc.LeaderLeaseTimeout = half
+	if half >= time.Second {
+		rc.LeaderLeaseTimeout = half / 2
+	}
 	rc.CommitTimeout = min(rc.CommitTimeout, half/2)
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = max(cfg.TickTime*5, time.Second)
@@ -257,6 +264,7 @@ func (e *Ensemble) raftConfig(hlog hclog.Logger) *raft.Config {
 	if cfg.hooks != nil && cfg.hooks.tuneRaft != nil {
 		cfg.hooks.tuneRaft(rc)
 	}
+	e.raftLease = rc.LeaderLeaseTimeout
 	return rc
 }
 
@@ -314,6 +322,7 @@ func (e *Ensemble) startLoops(hlog hclog.Logger) {
 	e.goRun(e.ensembleLoop)
 	e.goRun(e.checkpointLoop)
 	e.goRun(e.snapshotLoop)
+	e.goRun(e.leaderLossLoop)
 }
 
 // checkSelfListed refuses Peers that list this replica on another port than
