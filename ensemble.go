@@ -162,9 +162,17 @@ func (e *Ensemble) openStores(hlog hclog.Logger) (raft.StableStore, raft.Snapsho
 	// replicate it, and followers check the previous entry of each append.
 	// raft -> the cache -> the verifier -> the log store: the verifier sees
 	// every entry written and reads back from disk, never from the cache.
-	e.verifier = e.verifiedLog(logs)
+	var reads raft.LogStore
+	if wl, ok := logs.(*walLog); ok {
+		// The verifier reads the WAL back its own way (logstore_readback.go).
+		e.verifier = e.verifiedLog(&walReadBack{walLog: wl})
+		reads = readSplit{e.verifier, wl}
+	} else {
+		e.verifier = e.verifiedLog(logs)
+		reads = e.verifier
+	}
 	e.closeLogs = e.verifier.Close // and the log store
-	cached, err := raft.NewLogCache(logCacheSize, e.verifier)
+	cached, err := raft.NewLogCache(logCacheSize, reads)
 	if err != nil {
 		return nil, nil, fmt.Errorf("zoo: raft log cache: %w", err)
 	}
