@@ -114,13 +114,19 @@ func (e *Election) Campaign(ctx context.Context, value []byte) error {
 
 func (e *Election) campaign(ctx context.Context, value []byte) (*seqHold, error) {
 	e.mu.Lock()
+	if e.busy && e.hold != nil && !e.hold.held() {
+		// The last term ended (Lost is closed, IsLeader false) and its
+		// clean-up has not run yet: it runs on its own, and this is a new
+		// campaign, not a second one.
+		e.busy, e.claim, e.hold = false, nil, nil
+	}
 	if e.busy {
 		e.mu.Unlock()
 		return nil, ErrNotReentrant
 	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	e.busy, e.cancel = true, cancel
+	e.busy, e.cancel, e.claim, e.hold = true, cancel, nil, nil
 	e.mu.Unlock()
 
 	c, err := seqAcquire(cctx, e.s, e.dir, electionMarker, value, electionMatch, seqPredecessor, false)
