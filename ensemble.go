@@ -36,6 +36,7 @@ type Ensemble struct {
 	closeStable func() error  // raft.db
 	logPath     string        // where the raft log is, for errors
 	raftLease   time.Duration // raft's LeaderLeaseTimeout (leader_loss.go)
+	reloadMu    sync.Mutex    // orders changes to raft's reloadable config (reloadRaft)
 	tracker     *sessionTracker
 
 	ctx    context.Context // cancelled by Close
@@ -274,6 +275,18 @@ func (e *Ensemble) raftConfig(hlog hclog.Logger) *raft.Config {
 	}
 	e.raftLease = rc.LeaderLeaseTimeout
 	return rc
+}
+
+// reloadRaft changes raft's reloadable config: the snapshot threshold
+// (snapshot_schedule.go) and the heartbeat timeout (leader_loss.go) move
+// independently, and raft's ReloadConfig replaces every field at once, so
+// each change reads the config afresh under one lock.
+func (e *Ensemble) reloadRaft(change func(*raft.ReloadableConfig)) error {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	rc := e.raft.ReloadableConfig()
+	change(&rc)
+	return e.raft.ReloadConfig(rc)
 }
 
 // bootstrapIfNew writes the initial configuration (Peers, or this replica

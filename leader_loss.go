@@ -34,9 +34,9 @@ const leaderProbeTimeout = 100 * time.Millisecond
 
 // leaderLossLoop watches for a dead leader while this replica follows.
 func (e *Ensemble) leaderLossLoop() {
-	normal := e.raft.ReloadableConfig()
-	lease := e.raftLease
-	if e.cfg.Transport != nil || e.cfg.BindAddr == "" || lease >= normal.HeartbeatTimeout {
+	rc := e.raft.ReloadableConfig()
+	normal, election, lease := rc.HeartbeatTimeout, rc.ElectionTimeout, e.raftLease
+	if e.cfg.Transport != nil || e.cfg.BindAddr == "" || lease >= normal {
 		return // no port to probe, or no shorter timeout raft would take
 	}
 	t := time.NewTicker(max(lease/10, 10*time.Millisecond))
@@ -52,8 +52,8 @@ func (e *Ensemble) leaderLossLoop() {
 		state := e.raft.State()
 		leader, _ := e.raft.LeaderWithID()
 		if gone != "" {
-			if state == raft.Leader || (leader != "" && leader != gone) || time.Since(since) > 4*normal.ElectionTimeout {
-				if err := e.raft.ReloadConfig(normal); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
+			if state == raft.Leader || (leader != "" && leader != gone) || time.Since(since) > 4*election {
+				if err := e.reloadRaft(func(rc *raft.ReloadableConfig) { rc.HeartbeatTimeout = normal }); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
 					e.logger.Warn("zoo: could not restore raft's heartbeat timeout", "err", err)
 				}
 				gone = ""
@@ -63,9 +63,7 @@ func (e *Ensemble) leaderLossLoop() {
 		if state != raft.Follower || leader == "" || time.Since(e.raft.LastContact()) < lease || !portRefuses(string(leader)) {
 			continue
 		}
-		fast := normal
-		fast.HeartbeatTimeout = lease
-		if err := e.raft.ReloadConfig(fast); err != nil {
+		if err := e.reloadRaft(func(rc *raft.ReloadableConfig) { rc.HeartbeatTimeout = lease }); err != nil {
 			if !errors.Is(err, raft.ErrRaftShutdown) {
 				e.logger.Warn("zoo: could not lower raft's heartbeat timeout", "err", err)
 			}

@@ -57,6 +57,15 @@ func TestFollowersElectAtOnceWhenTheLeadersPortRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Another mechanism moved the snapshot threshold meanwhile (within a
+	// quarter of the default, so that snapshot_schedule.go leaves it): the
+	// heartbeat timeout's round trip must keep it.
+	const threshold = 9000
+	for _, e := range replicas {
+		if err := e.reloadRaft(func(rc *raft.ReloadableConfig) { rc.SnapshotThreshold = threshold }); err != nil {
+			t.Fatal(err)
+		}
+	}
 	replicas[old].Close()
 	replicas[old] = nil
 	testkit.Eventually(t, 30*time.Second, "a new leader", func() bool { return leaderOf() >= 0 })
@@ -77,4 +86,11 @@ func TestFollowersElectAtOnceWhenTheLeadersPortRefuses(t *testing.T) {
 		}
 		return true
 	})
+	for _, e := range replicas {
+		if e != nil {
+			if got := e.raft.ReloadableConfig().SnapshotThreshold; got != threshold {
+				t.Errorf("snapshot threshold %d after the election, want %d: restoring the heartbeat timeout reset it", got, threshold)
+			}
+		}
+	}
 }

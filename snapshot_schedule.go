@@ -1,6 +1,7 @@
 package zoo
 
 import (
+	"errors"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -49,12 +50,10 @@ func (e *Ensemble) snapshotLoop() {
 		n := e.fsm.tree.nodes.Len()
 		e.fsm.mu.RUnlock()
 		want := snapshotThresholdFor(e.cfg.SnapshotThreshold, n)
-		rc := e.raft.ReloadableConfig()
-		if have := rc.SnapshotThreshold; want == have || (want > have && want-have < have/4) || (want < have && have-want < have/4) {
+		if have := e.raft.ReloadableConfig().SnapshotThreshold; want == have || (want > have && want-have < have/4) || (want < have && have-want < have/4) {
 			continue
 		}
-		rc.SnapshotThreshold = want
-		if err := e.raft.ReloadConfig(rc); err != nil && err != raft.ErrRaftShutdown {
+		if err := e.reloadRaft(func(rc *raft.ReloadableConfig) { rc.SnapshotThreshold = want }); err != nil && !errors.Is(err, raft.ErrRaftShutdown) {
 			e.logger.Warn("zoo: could not move the snapshot threshold", "threshold", want, "err", err)
 		}
 	}
