@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,14 +116,7 @@ func BenchmarkBareRaft(b *testing.B) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	if len(all) == 0 {
-		return
-	}
-	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
-	b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-us")
-	b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-us")
+	reportCalls(b, lat, elapsed)
 }
 
 // noopFSM applies nothing and snapshots nothing.

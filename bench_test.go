@@ -203,15 +203,24 @@ func runCallers(b *testing.B, sessions []*zoo.Session, op func(ctx context.Conte
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	if reportCalls(b, lat, elapsed) {
+		b.ReportMetric(float64(retries.Load()), "not-serving-retries")
+	}
+}
+
+// reportCalls reports the throughput and the p50 and p99 latency of the
+// calls whose latencies lat holds (one slice per caller), made in elapsed;
+// false if there were none.
+func reportCalls(b *testing.B, lat [][]time.Duration, elapsed time.Duration) bool {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	if len(all) == 0 {
-		return
+		return false
 	}
 	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
 	b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-us")
 	b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-us")
-	b.ReportMetric(float64(retries.Load()), "not-serving-retries")
+	return true
 }
 
 func benchData() []byte {

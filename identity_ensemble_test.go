@@ -2,7 +2,6 @@ package zoo
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -18,17 +17,8 @@ import (
 // ensemble's id, makes n znodes under prefix and a snapshot, and closes it.
 func lonelyOnDisk(t *testing.T, dir, prefix string, n int) {
 	t.Helper()
-	e, err := Open(Config{Dir: dir, TickTime: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, s, ctx := loneSession(t, Config{Dir: dir, TickTime: 50 * time.Millisecond})
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := e.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := range n {
 		if _, err := s.Create(ctx, fmt.Sprintf("/%s%03d", prefix, i), nil, ModePersistent, nil); err != nil {
 			t.Fatal(err)

@@ -44,16 +44,7 @@ func openWithSnapshots(t *testing.T, dir string, between, trailing int) {
 	t.Helper()
 	cfg := Config{Dir: dir, TickTime: 50 * time.Millisecond, SnapshotThreshold: 1 << 20,
 		hooks: &testHooks{tuneRaft: func(rc *raft.Config) { rc.TrailingLogs = uint64(trailing) }}}
-	e, err := Open(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := e.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, s, ctx := loneSession(t, cfg)
 	n := 0
 	write := func(k int) {
 		for range k {

@@ -2,6 +2,7 @@ package zoo_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -52,6 +53,17 @@ func rewriteLogEntry(t *testing.T, dir string, want, repl []byte) uint64 {
 // onRaftDB keeps every replica's log in raft.db.
 var onRaftDB = zootest.Options{Configure: func(_ int, cfg *zoo.Config) { cfg.LogStore = zoo.LogStoreBolt }}
 
+// othersCarryOn checks, through s on a healthy replica, that /victim still
+// holds original and that writes still commit.
+func othersCarryOn(t *testing.T, ctx context.Context, s *zoo.Session, original []byte) {
+	t.Helper()
+	data, _, err := s.Get(ctx, "/victim")
+	if err != nil || !bytes.Equal(data, original) {
+		t.Fatalf("the leader's /victim = %q, %v", data, err)
+	}
+	mustCreate(t, ctx, s, "/still-writable", nil, zoo.ModePersistent)
+}
+
 // A byte changed in a log entry stored in raft.db (same length, so only its
 // checksum can tell) stops that replica when it replays the entry: it serves
 // neither the altered data nor anything after it, and says which entry of
@@ -89,12 +101,7 @@ func TestFlippedLogEntryStopsTheReplica(t *testing.T) {
 	if _, err := e.NewSession(ctx); err == nil {
 		t.Fatal("the corrupt replica opened a session")
 	}
-	// The others still serve the original data, and take writes.
-	data, _, err := s.Get(ctx, "/victim")
-	if err != nil || !bytes.Equal(data, original) {
-		t.Fatalf("the leader's /victim = %q, %v", data, err)
-	}
-	mustCreate(t, ctx, s, "/still-writable", nil, zoo.ModePersistent)
+	othersCarryOn(t, ctx, s, original)
 }
 
 // A byte changed in a log entry stored in the WAL keeps that replica from
@@ -140,9 +147,5 @@ func TestFlippedWALEntryRefusesToStart(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Store != changed || !strings.Contains(err.Error(), "CRC-32C") {
 		t.Fatalf("Start: %v, want a CorruptionError naming %s", err, changed)
 	}
-	data, _, err := s.Get(ctx, "/victim")
-	if err != nil || !bytes.Equal(data, original) {
-		t.Fatalf("the leader's /victim = %q, %v", data, err)
-	}
-	mustCreate(t, ctx, s, "/still-writable", nil, zoo.ModePersistent)
+	othersCarryOn(t, ctx, s, original)
 }

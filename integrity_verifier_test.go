@@ -2,7 +2,6 @@ package zoo
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -56,17 +55,8 @@ func TestVerifierCatchesStorageCorruptionOnline(t *testing.T) {
 
 func testVerifierCatchesStorageCorruption(t *testing.T, store LogStore) {
 	dir := t.TempDir()
-	e, err := Open(Config{Dir: dir, LogStore: store, TickTime: 200 * time.Millisecond, hooks: &testHooks{noCheckpoints: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, s, ctx := loneSession(t, Config{Dir: dir, LogStore: store, TickTime: 200 * time.Millisecond, hooks: &testHooks{noCheckpoints: true}})
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := e.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	checkpoint := func() {
 		t.Helper()
 		if _, err := e.applyAsLeader(ctx, encodeCommand(&command{op: opCheckpoint})); err != nil {

@@ -54,6 +54,12 @@ const (
 
 var walCRCTable = crc32.MakeTable(crc32.Castagnoli)
 
+// walFrameSize is the size of a frame whose payload is n bytes: its header
+// and the payload padded to 8 bytes.
+func walFrameSize(n int64) int64 {
+	return walFrameHeaderLen + n + (walFrameHeaderLen-n%walFrameHeaderLen)%walFrameHeaderLen
+}
+
 // checkWAL checks every segment the WAL's metadata lists in dir, and logs a
 // torn tail it finds (raft-wal then drops it).
 func checkWAL(dir string, hlog hclog.Logger) error {
@@ -135,7 +141,7 @@ func scanSegment(path string, info types.SegmentInfo, tail bool) (segmentScan, e
 			batchStart = off
 			continue
 		}
-		size := walFrameHeaderLen + int(n) + (walFrameHeaderLen-int(n)%walFrameHeaderLen)%walFrameHeaderLen
+		size := int(walFrameSize(int64(n)))
 		if size > len(b)-off {
 			break
 		}

@@ -179,7 +179,7 @@ func (w *walReadBack) step(l *raft.Log) error {
 		if err := (&wal.BinaryCodec{}).Decode(data, l); err != nil {
 			return err
 		}
-		w.off += walFrameHeaderLen + n + (walFrameHeaderLen-n%walFrameHeaderLen)%walFrameHeaderLen
+		w.off += walFrameSize(n)
 		return nil
 	}
 }

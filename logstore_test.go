@@ -1,7 +1,6 @@
 package zoo
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,21 +19,12 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// openLone opens a lone replica in dir with cfg's LogStore, writes n nodes
-// under prefix, and closes it.
+// openLone opens a lone replica in dir with the given LogStore, writes n
+// nodes under prefix, and closes it.
 func openLone(t *testing.T, dir string, store LogStore, prefix string, n int) {
 	t.Helper()
-	e, err := Open(Config{Dir: dir, LogStore: store, TickTime: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, s, ctx := loneSession(t, Config{Dir: dir, LogStore: store, TickTime: 50 * time.Millisecond})
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := e.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for i := range n {
 		if _, err := s.Create(ctx, fmt.Sprintf("%s%04d", prefix, i), []byte("data"), ModePersistent, nil); err != nil {
 			t.Fatal(err)
@@ -45,17 +35,8 @@ func openLone(t *testing.T, dir string, store LogStore, prefix string, n int) {
 // childrenOf opens dir, counts the children of path, and closes it.
 func childrenOf(t *testing.T, dir, path string) int {
 	t.Helper()
-	e, err := Open(Config{Dir: dir, TickTime: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, s, ctx := loneSession(t, Config{Dir: dir, TickTime: 50 * time.Millisecond})
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	s, err := e.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	kids, _, err := s.Children(ctx, path)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +178,7 @@ func commitOffsets(t *testing.T, path string) []int {
 			out = append(out, off)
 			off += walFrameHeaderLen
 		default:
-			off += walFrameHeaderLen + n + (8-n%8)%8
+			off += int(walFrameSize(int64(n)))
 		}
 	}
 	return out

@@ -1,7 +1,6 @@
 package zoo
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -30,17 +29,8 @@ func TestSnapshotThresholdFor(t *testing.T) {
 // raft's snapshot threshold follows the tree: up as it grows past eight
 // times the configured threshold, back down as it shrinks.
 func TestSnapshotThresholdFollowsTheTree(t *testing.T) {
-	e, err := Open(Config{Dir: t.TempDir(), TickTime: 50 * time.Millisecond, SnapshotThreshold: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, s, ctx := loneSession(t, Config{Dir: t.TempDir(), TickTime: 50 * time.Millisecond, SnapshotThreshold: 64})
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := e.NewSession(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	threshold := func() uint64 { return e.raft.ReloadableConfig().SnapshotThreshold }
 	if got := threshold(); got != 64 {
 		t.Fatalf("threshold %d at the start, want 64", got)

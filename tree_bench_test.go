@@ -141,29 +141,36 @@ func heapAfterGC() uint64 {
 
 const memBenchNodes = 1_000_000
 
-// BenchmarkTreeMemory1M builds a tree of 1M znodes with 100 bytes of data each
-// (1000 parents of 1000 children; paths like /p000123/c000456) and reports the
-// live heap per znode: node, path, data, ACL and B-tree overhead. Run it with
+// build1MTree builds a tree of memBenchNodes znodes with 100 bytes of data
+// each (1000 parents of 1000 children; paths like /p000123/c000456) and
+// returns it with its last zxid.
+func build1MTree(b *testing.B) (*tree, int64) {
+	t := newTree()
+	x := &txnCtx{time: 1}
+	for p := 0; p < memBenchNodes/1000; p++ {
+		parent := fmt.Sprintf("/p%06d", p)
+		for c := -1; c < 1000; c++ {
+			path, data := parent, []byte(nil)
+			if c >= 0 {
+				path, data = fmt.Sprintf("%s/c%06d", parent, c), make([]byte, treeBenchDataSize)
+			}
+			x.zxid++
+			x.changes = x.changes[:0]
+			if _, err := t.create(x, createReq{path: path, data: data, acl: OpenACL, mode: ModePersistent}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return t, x.zxid
+}
+
+// BenchmarkTreeMemory1M builds the 1M-znode tree (build1MTree) and reports
+// the live heap per znode: node, path, data, ACL and B-tree overhead. Run it with
 // -benchtime=1x: each iteration builds a whole tree.
 func BenchmarkTreeMemory1M(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		before := heapAfterGC()
-		t := newTree()
-		x := &txnCtx{time: 1}
-		for p := 0; p < memBenchNodes/1000; p++ {
-			parent := fmt.Sprintf("/p%06d", p)
-			for c := -1; c < 1000; c++ {
-				path, data := parent, []byte(nil)
-				if c >= 0 {
-					path, data = fmt.Sprintf("%s/c%06d", parent, c), make([]byte, treeBenchDataSize)
-				}
-				x.zxid++
-				x.changes = x.changes[:0]
-				if _, err := t.create(x, createReq{path: path, data: data, acl: OpenACL, mode: ModePersistent}); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
+		t, _ := build1MTree(b)
 		after := heapAfterGC()
 		if got := t.nodes.Len(); got < memBenchNodes {
 			b.Fatalf("tree has %d nodes", got)
@@ -217,24 +224,9 @@ func BenchmarkFSMMemory1M(b *testing.B) {
 // 1M znodes (as BenchmarkTreeMemory1M builds them) read, checked, decoded
 // and installed by the FSM. Run it with -benchtime=1x.
 func BenchmarkRestore1M(b *testing.B) {
-	t := newTree()
-	x := &txnCtx{time: 1}
-	for p := 0; p < memBenchNodes/1000; p++ {
-		parent := fmt.Sprintf("/p%06d", p)
-		for c := -1; c < 1000; c++ {
-			path, data := parent, []byte(nil)
-			if c >= 0 {
-				path, data = fmt.Sprintf("%s/c%06d", parent, c), make([]byte, treeBenchDataSize)
-			}
-			x.zxid++
-			x.changes = x.changes[:0]
-			if _, err := t.create(x, createReq{path: path, data: data, acl: OpenACL, mode: ModePersistent}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	t, zxid := build1MTree(b)
 	var buf bytes.Buffer
-	if err := (&fsmSnapshot{nodes: t.nodes.Clone(), applied: uint64(x.zxid)}).writeTo(&buf); err != nil {
+	if err := (&fsmSnapshot{nodes: t.nodes.Clone(), applied: uint64(zxid)}).writeTo(&buf); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
